@@ -1,0 +1,234 @@
+//! Settings: command-line flags, then environment variables, then `.env`,
+//! then defaults (`.env` is loaded into the environment without overriding
+//! it, before parsing). Validated once, at startup; every problem is one
+//! sentence that names the setting and says how to fix it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::ingest::VerifyPolicy;
+use crate::store::ConnectOptions;
+use crate::zego::{Secret, SecretBook};
+
+/// The default database: a SQLite file under `./data/`, created on first run.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/zego-room-tracker.db";
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `postgres://user@host:5432/db` for production, or
+    /// `sqlite://path/to/file.db` (created when missing) for a single node.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most database connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_max_connections: u32,
+
+    /// Milliseconds to wait for a connection, lock or statement before
+    /// answering 503 (ZEGO then retries) instead of holding the request.
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub database_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            max_connections: self.database_max_connections,
+            timeout: Duration::from_millis(self.database_timeout_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address and port to listen on. Use 0.0.0.0:8080 to accept ZEGO's
+    /// callbacks from outside this machine.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// ZEGO callback secret(s), comma-separated; a callback signed with any
+    /// one of them verifies (list the old and the new one while rotating).
+    /// Used for every appid not listed in ZEGO_APP_SECRETS.
+    #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true)]
+    pub zego_callback_secret: Option<String>,
+
+    /// Per-appid secrets, `appid=secret,appid=secret`; an appid may appear
+    /// more than once (rotation). A listed appid is checked against its own
+    /// secrets only.
+    #[arg(long, env = "ZEGO_APP_SECRETS", hide_env_values = true)]
+    pub zego_app_secrets: Option<String>,
+
+    /// How far (seconds) a callback's `timestamp` may be from this server's
+    /// clock; 0 turns the check off. Keep it above ZEGO's 62 s retry span.
+    #[arg(long, env = "TIMESTAMP_TOLERANCE_SECS", default_value_t = 300)]
+    pub timestamp_tolerance_secs: u64,
+
+    /// Largest callback body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub body_limit_bytes: u64,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub database_url: String,
+    pub connect: ConnectOptions,
+    pub listen_addr: SocketAddr,
+    pub verify: VerifyPolicy,
+    pub body_limit: usize,
+}
+
+/// A setting that stops startup.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let shared = split_list(self.zego_callback_secret.as_deref())
+            .map(Secret::new)
+            .collect::<Vec<_>>();
+        let per_app = parse_app_secrets(self.zego_app_secrets.as_deref())?;
+        let secrets = SecretBook::new(shared, per_app);
+        if secrets.is_empty() {
+            return Err(ConfigError(
+                "ZEGO_CALLBACK_SECRET is not set: set it (or ZEGO_APP_SECRETS) to the callback secret \
+                 from the ZEGO console, e.g. ZEGO_CALLBACK_SECRET=your-secret in .env"
+                    .into(),
+            ));
+        }
+        Ok(ServeConfig {
+            database_url: self.database.database_url.clone(),
+            connect: self.database.connect_options(),
+            listen_addr: self.listen_addr,
+            verify: VerifyPolicy {
+                secrets,
+                timestamp_tolerance: (self.timestamp_tolerance_secs > 0)
+                    .then(|| Duration::from_secs(self.timestamp_tolerance_secs)),
+            },
+            body_limit: usize::try_from(self.body_limit_bytes).expect("range-checked to 16 MiB"),
+        })
+    }
+}
+
+fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn parse_app_secrets(value: Option<&str>) -> Result<HashMap<u32, Vec<Secret>>, ConfigError> {
+    let mut per_app: HashMap<u32, Vec<Secret>> = HashMap::new();
+    for entry in split_list(value) {
+        let parsed = entry
+            .split_once('=')
+            .and_then(|(appid, secret)| Some((appid.trim().parse::<u32>().ok()?, secret.trim())))
+            .filter(|(_, secret)| !secret.is_empty());
+        let Some((appid, secret)) = parsed else {
+            let shown: String = entry.chars().take_while(|c| *c != '=').collect();
+            return Err(ConfigError(format!(
+                "ZEGO_APP_SECRETS entry starting {shown:?} is invalid: write entries as appid=secret, \
+                 comma-separated, with a numeric appid"
+            )));
+        };
+        per_app.entry(appid).or_default().push(Secret::new(secret));
+    }
+    Ok(per_app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Harness {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        Harness::try_parse_from(argv).unwrap().serve.validate()
+    }
+
+    #[test]
+    fn secrets_rotate_and_can_be_per_app() {
+        let config = parse(&[
+            "--zego-callback-secret",
+            "old, new",
+            "--zego-app-secrets",
+            "7=a,7=b,8=c",
+        ])
+        .unwrap();
+        let book = &config.verify.secrets;
+        assert_eq!(book.for_app(Some(1)).len(), 2);
+        assert_eq!(
+            book.for_app(Some(7))
+                .iter()
+                .map(Secret::expose)
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(book.for_app(None).len(), 2);
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_setting() {
+        let err = parse(&[]).unwrap_err().to_string();
+        assert!(err.starts_with("ZEGO_CALLBACK_SECRET is not set"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_app_secret_names_the_setting_but_not_the_secret() {
+        let err = parse(&["--zego-app-secrets", "abc=topsecret"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("ZEGO_APP_SECRETS entry"), "{err}");
+        assert!(!err.contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn zero_tolerance_turns_the_window_off() {
+        let config = parse(&[
+            "--zego-callback-secret",
+            "s",
+            "--timestamp-tolerance-secs",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(config.verify.timestamp_tolerance, None);
+        let config = parse(&["--zego-callback-secret", "s"]).unwrap();
+        assert_eq!(
+            config.verify.timestamp_tolerance,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(config.body_limit, 65_536);
+    }
+}

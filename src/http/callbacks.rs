@@ -1,0 +1,121 @@
+//! ZEGO's callback endpoints. Each handler is decode → verify → classify
+//! (`ingest::assess`) → store → respond; the store decides duplicates,
+//! conflicts and replays inside the transaction that archives the delivery.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, Path, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{EventKind, Outcome};
+use crate::ingest::{self, RawCallback};
+
+/// `POST /callbacks/{event}`: the body's `event`, if any, must match.
+pub async fn receive_typed(
+    State(state): State<AppState>,
+    Path(event): Path<String>,
+    raw: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let kind = EventKind::parse(&event).ok_or_else(|| {
+        ApiError::not_found(format!("there is no callback endpoint for {event:?}"))
+    })?;
+    receive(&state, Some(kind), raw.0).await
+}
+
+/// `POST /callbacks`: the event is taken from the body.
+pub async fn receive_any(
+    State(state): State<AppState>,
+    raw: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    receive(&state, None, raw.0).await
+}
+
+async fn receive(
+    state: &AppState,
+    expected: Option<EventKind>,
+    raw: RawCallback,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let delivery = ingest::assess(&state.verify, expected, raw);
+    let outcome = state.store.record_delivery(&delivery).await?;
+    tracing::info!(
+        event = delivery.summary.event.as_deref().unwrap_or("-"),
+        appid = delivery.summary.appid,
+        room_id = delivery.summary.room_id.as_deref().unwrap_or("-"),
+        room_session_id = delivery.summary.room_session_id.as_deref().unwrap_or("-"),
+        outcome = outcome.as_str(),
+        reason = match &outcome {
+            Outcome::Rejected(r) => r.code.as_str(),
+            _ => "-",
+        },
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "callback"
+    );
+    match outcome {
+        Outcome::Rejected(rejection) => Err(rejection.into()),
+        accepted => Ok(Json(json!({"status": accepted.as_str()}))),
+    }
+}
+
+/// The request as received: body (read up to the limit), peer, path, type.
+pub struct RawBody(RawCallback);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<RawBody, ApiError> {
+        let limit = AppState::from_ref(state).body_limit;
+        let received_at = Utc::now();
+        let (parts, body) = req.into_parts();
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        // Refuse before reading when the sender announces too much.
+        if header(CONTENT_LENGTH)
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > limit)
+        {
+            return Err(ApiError::body_too_large(limit));
+        }
+        let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+            if is_length_limit(&e) {
+                ApiError::body_too_large(limit)
+            } else {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "malformed_body",
+                    "the body could not be read",
+                )
+            }
+        })?;
+        Ok(RawBody(RawCallback {
+            received_at,
+            remote_addr: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.to_string()),
+            endpoint: parts.uri.path().to_owned(),
+            content_type: header(CONTENT_TYPE).map(str::to_owned),
+            body,
+        }))
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}

@@ -1,0 +1,87 @@
+//! The HTTP layer's one error type and its one JSON shape:
+//! `{"error": {"code": "snake_case_code", "message": "human sentence"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::{RejectCode, Rejection};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            RejectCode::BodyTooLarge.as_str(),
+            format!("the body is larger than the {limit}-byte limit (BODY_LIMIT_BYTES)"),
+        )
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
+        let status = match r.code {
+            RejectCode::MissingSignature
+            | RejectCode::InvalidSignature
+            | RejectCode::StaleTimestamp
+            | RejectCode::ReplayedSignature => StatusCode::UNAUTHORIZED,
+            RejectCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RejectCode::MalformedBody
+            | RejectCode::EventMismatch
+            | RejectCode::MissingField
+            | RejectCode::InvalidField => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, r.code.as_str(), r.message)
+    }
+}
+
+/// 5xx bodies say nothing about internals; the cause goes to the log.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database is unavailable; retry later",
+                )
+            }
+            _ => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an internal error occurred",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,160 @@
+//! The callback pipeline up to storage: decode → verify signature →
+//! timestamp window → classify (event vs path, required fields). What needs
+//! shared memory across replicas (the replay guard, identities) is decided by
+//! the store, in the same transaction that archives the delivery.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::domain::delivery::DeliverySummary;
+use crate::domain::{Delivery, EventKind, RejectCode, Rejection, ReplayKey, Verdict};
+use crate::zego::body::{self, Fields};
+use crate::zego::fields::{FieldError, signed_text};
+use crate::zego::{SecretBook, event, signature};
+
+/// How deliveries are verified.
+#[derive(Debug, Clone)]
+pub struct VerifyPolicy {
+    pub secrets: SecretBook,
+    /// `None` turns the freshness check off.
+    pub timestamp_tolerance: Option<Duration>,
+}
+
+/// A callback as it came off the wire.
+#[derive(Debug, Clone)]
+pub struct RawCallback {
+    pub received_at: DateTime<Utc>,
+    pub remote_addr: Option<String>,
+    pub endpoint: String,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// Decodes, verifies and classifies `raw`. `expected` is the event the path
+/// is for (`None` for `POST /callbacks`, which takes it from the body).
+pub fn assess(policy: &VerifyPolicy, expected: Option<EventKind>, raw: RawCallback) -> Delivery {
+    let body_sha256 = hex::encode(Sha256::digest(&raw.body));
+    let (summary, replay_key, verdict) = match body::decode(&raw.body) {
+        Err(e) => (
+            DeliverySummary::default(),
+            None,
+            Verdict::Rejected(Rejection::new(RejectCode::MalformedBody, e.to_string())),
+        ),
+        Ok((_, fields)) => {
+            let summary = event::summarize(&fields);
+            match verify(policy, &fields, raw.received_at) {
+                Err(rejection) => (summary, None, Verdict::Rejected(rejection)),
+                Ok(key) => (summary, Some(key), classify(expected, &fields)),
+            }
+        }
+    };
+    Delivery {
+        received_at: raw.received_at,
+        remote_addr: raw.remote_addr,
+        endpoint: raw.endpoint,
+        content_type: raw.content_type,
+        body: raw.body,
+        body_sha256,
+        summary,
+        replay_key,
+        verdict,
+    }
+}
+
+fn verify(
+    policy: &VerifyPolicy,
+    fields: &Fields,
+    now: DateTime<Utc>,
+) -> Result<ReplayKey, Rejection> {
+    let signed = |name: &str| {
+        signed_text(fields, name).ok_or_else(|| {
+            Rejection::new(
+                RejectCode::MissingSignature,
+                format!("the field `{name}` is required to verify the signature"),
+            )
+        })
+    };
+    let key = ReplayKey {
+        signature: signed("signature")?,
+        timestamp: signed("timestamp")?,
+        nonce: signed("nonce")?,
+    };
+    let appid = event::appid(fields).ok();
+    let secrets = policy.secrets.for_app(appid);
+    if secrets.is_empty() {
+        let who = appid.map_or_else(|| "this appid".to_owned(), |a| format!("appid {a}"));
+        return Err(Rejection::new(
+            RejectCode::InvalidSignature,
+            format!("no callback secret is configured for {who}"),
+        ));
+    }
+    let verified = secrets
+        .iter()
+        .any(|s| signature::verify(s.expose(), &key.timestamp, &key.nonce, &key.signature));
+    if !verified {
+        return Err(Rejection::new(
+            RejectCode::InvalidSignature,
+            "the signature does not match any configured callback secret",
+        ));
+    }
+    if let Some(tolerance) = policy.timestamp_tolerance {
+        check_freshness(&key.timestamp, now, tolerance)?;
+    }
+    Ok(key)
+}
+
+fn check_freshness(
+    timestamp: &str,
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> Result<(), Rejection> {
+    let stale = |message: String| Rejection::new(RejectCode::StaleTimestamp, message);
+    let sent: i64 = timestamp
+        .parse()
+        .map_err(|_| stale(format!("`timestamp` {timestamp:?} is not Unix seconds")))?;
+    let skew = now.timestamp().abs_diff(sent);
+    if skew > tolerance.as_secs() {
+        return Err(stale(format!(
+            "`timestamp` {sent} is {skew} s from the server's clock; the tolerance is {} s",
+            tolerance.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+fn classify(expected: Option<EventKind>, fields: &Fields) -> Verdict {
+    let named = event::event_name(fields);
+    let kind = match (expected, named) {
+        (Some(kind), None) => kind,
+        (Some(kind), Some(name)) if name == kind.as_str() => kind,
+        (Some(kind), Some(name)) => {
+            return Verdict::Rejected(Rejection::new(
+                RejectCode::EventMismatch,
+                format!(
+                    "this endpoint takes `{kind}` callbacks, but the body's `event` is {name:?}"
+                ),
+            ));
+        }
+        (None, None) => {
+            return Verdict::Rejected(Rejection::new(
+                RejectCode::MissingField,
+                "the field `event` is required on POST /callbacks",
+            ));
+        }
+        (None, Some(name)) => match EventKind::parse(&name) {
+            Some(kind) => kind,
+            None => return Verdict::Ignored { event: name },
+        },
+    };
+    match event::parse_event(kind, fields) {
+        Ok(event) => Verdict::Accepted(event),
+        Err(e @ FieldError::Missing(_)) => {
+            Verdict::Rejected(Rejection::new(RejectCode::MissingField, e.to_string()))
+        }
+        Err(e @ FieldError::Invalid { .. }) => {
+            Verdict::Rejected(Rejection::new(RejectCode::InvalidField, e.to_string()))
+        }
+    }
+}

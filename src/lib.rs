@@ -1,0 +1,15 @@
+//! zego-room-tracker: receives ZEGO room-lifecycle callbacks, stores them
+//! exactly once, and merges them into room sessions and presence intervals.
+//!
+//! Layers, outside in: `http` (axum) → `ingest` (decode, verify, classify)
+//! → `zego` (wire formats) and `domain` (typed events, merge rules) →
+//! `store` (PostgreSQL or SQLite behind one trait).
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod store;
+pub mod telemetry;
+pub mod zego;

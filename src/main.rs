@@ -1,0 +1,16 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use zego_room_tracker::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // `.env` fills in what the environment lacks; it never overrides it.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: cannot read .env: {e}");
+        return ExitCode::FAILURE;
+    }
+    cli::run(Cli::parse()).await
+}

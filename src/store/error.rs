@@ -1,0 +1,86 @@
+//! The storage layer's one error type.
+
+/// `Unavailable` is what a retry may fix (connection refused, pool or lock
+/// timeout, disk full): the HTTP layer answers 503 so ZEGO retries. `Internal`
+/// is a bug or a schema mismatch.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Internal(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")]
+    UnsupportedUrl,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_transient(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Internal(e)
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let postgres = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some();
+            db.code().is_some_and(|code| {
+                if postgres {
+                    is_transient_sqlstate(&code)
+                } else {
+                    is_transient_sqlite_code(&code)
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57
+/// (operator intervention: shutdown, statement timeout), 55P03 (lock
+/// timeout), 40 (serialization failure or deadlock: safe to retry).
+fn is_transient_sqlstate(code: &str) -> bool {
+    ["08", "53", "57", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "55P03"
+}
+
+/// SQLite primary codes BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
+/// (extended codes keep the primary code in the low byte).
+fn is_transient_sqlite_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_and_lock_failures_are_transient() {
+        assert!(is_transient_sqlstate("08006"));
+        assert!(is_transient_sqlstate("57P01"));
+        assert!(is_transient_sqlstate("57014"));
+        assert!(is_transient_sqlstate("55P03"));
+        assert!(!is_transient_sqlstate("23505"));
+        assert!(is_transient_sqlite_code("5")); // SQLITE_BUSY
+        assert!(is_transient_sqlite_code("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_transient_sqlite_code("13")); // SQLITE_FULL
+        assert!(!is_transient_sqlite_code("1")); // SQLITE_ERROR
+        assert!(!is_transient_sqlite_code("2067")); // SQLITE_CONSTRAINT_UNIQUE
+    }
+}

@@ -1,0 +1,134 @@
+//! What both backends share about writing an event: its column values, what
+//! it contributes to its session row, and turning a presence group's stored
+//! events back into the facts the pairing rules take.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::presence::{LoginFact, LogoutFact, PresenceInterval, pair_group};
+use crate::domain::{Event, EventDetail, EventKind, EventTime, RejectCode, Rejection};
+
+/// The `events` row of an event, flattened.
+pub struct EventColumns<'a> {
+    pub event: &'static str,
+    pub appid: i64,
+    pub room_id: &'a str,
+    pub room_session_id: String,
+    pub event_at: DateTime<Utc>,
+    pub user_account: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub user_nickname: Option<&'a str>,
+    pub user_role: Option<i64>,
+    pub login_at: Option<DateTime<Utc>>,
+    pub reason: Option<i64>,
+    pub creator: Option<&'a str>,
+    pub room_name: Option<&'a str>,
+    pub content_sha256: &'a str,
+}
+
+impl<'a> EventColumns<'a> {
+    pub fn of(event: &'a Event) -> EventColumns<'a> {
+        let user = event.user();
+        let (login_at, creator, room_name) = match &event.detail {
+            EventDetail::RoomCreate { creator, .. } => (None, creator.as_deref(), None),
+            EventDetail::RoomLogin { room_name, .. } => (None, None, room_name.as_deref()),
+            EventDetail::RoomLogout { login_at, .. } => {
+                (login_at.map(EventTime::to_utc), None, None)
+            }
+            EventDetail::RoomClose { .. } => (None, None, None),
+        };
+        EventColumns {
+            event: event.kind().as_str(),
+            appid: i64::from(event.appid),
+            room_id: &event.room_id,
+            room_session_id: event.room_session_id.to_string(),
+            event_at: event.event_at().to_utc(),
+            user_account: user.map(|u| u.user_account.as_str()),
+            session_id: user.map(|u| u.session_id.as_str()),
+            user_nickname: user.and_then(|u| u.user_nickname.as_deref()),
+            user_role: user.and_then(|u| u.user_role),
+            login_at,
+            reason: event.reason(),
+            creator,
+            room_name,
+            content_sha256: &event.content_sha256,
+        }
+    }
+
+    /// Login and logout events belong to a presence group.
+    pub fn is_presence(&self) -> bool {
+        self.user_account.is_some()
+    }
+
+    /// `created_at` / `closed_at` / `close_reason` this event sets on its session.
+    pub fn session_fields(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>) {
+        match self.event {
+            "room_create" => (Some(self.event_at), None, None),
+            "room_close" => (None, Some(self.event_at), self.reason),
+            _ => (None, None, None),
+        }
+    }
+}
+
+/// A stored login or logout of one presence group.
+#[derive(Debug, sqlx::FromRow)]
+pub struct GroupEventRow {
+    pub id: i64,
+    pub event: String,
+    pub event_at: DateTime<Utc>,
+    pub login_at: Option<DateTime<Utc>>,
+    pub reason: Option<i64>,
+    pub room_id: String,
+    pub user_nickname: Option<String>,
+    pub user_role: Option<i64>,
+}
+
+/// Pairs a group's stored events into its presence intervals.
+pub fn intervals_of(rows: Vec<GroupEventRow>) -> Vec<PresenceInterval> {
+    let time =
+        |t: DateTime<Utc>| EventTime::from_utc(t).expect("stored event times were range-checked");
+    let mut logins = Vec::new();
+    let mut logouts = Vec::new();
+    for row in rows {
+        if row.event == EventKind::RoomLogin.as_str() {
+            logins.push(LoginFact {
+                event_id: row.id,
+                login_at: time(row.event_at),
+                room_id: row.room_id,
+                user_nickname: row.user_nickname,
+                user_role: row.user_role,
+            });
+        } else {
+            logouts.push(LogoutFact {
+                event_id: row.id,
+                logout_at: time(row.event_at),
+                login_at: row.login_at.map(time),
+                reason: row.reason,
+                room_id: row.room_id,
+                user_nickname: row.user_nickname,
+                user_role: row.user_role,
+            });
+        }
+    }
+    pair_group(logins, logouts)
+}
+
+/// The answer when a signed triple comes back with another body.
+pub fn replay_rejection() -> Rejection {
+    Rejection::new(
+        RejectCode::ReplayedSignature,
+        "this timestamp, nonce and signature were already used with a different body",
+    )
+}
+
+/// `deliveries.reason` and `deliveries.detail` for an outcome.
+pub fn outcome_reason(outcome: &crate::domain::Outcome) -> (Option<&'static str>, Option<String>) {
+    use crate::domain::Outcome;
+    match outcome {
+        Outcome::Rejected(r) => (Some(r.code.as_str()), Some(r.message.clone())),
+        Outcome::Conflict => (
+            Some("content_differs"),
+            Some("an event with this identity was stored before with different content; the first copy stays".into()),
+        ),
+        Outcome::Stored | Outcome::Duplicate | Outcome::Ignored => (None, None),
+    }
+}

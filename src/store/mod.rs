@@ -1,0 +1,86 @@
+//! Storage: one `Store` trait, a PostgreSQL and a SQLite implementation.
+//! The backend is chosen once, from the `DATABASE_URL` scheme; everything
+//! else sees `Arc<dyn Store>`. SQL lives in `postgres.rs` and `sqlite.rs` only.
+
+mod error;
+mod merge;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use model::{
+    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{Delivery, Outcome};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection, a lock or a statement
+    /// before the store reports itself unavailable (503: ZEGO retries).
+    pub timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies the embedded migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Archives `delivery` and, when it carries an accepted event, stores the
+    /// event exactly once and merges it into sessions and presence, all in
+    /// one transaction. The replay guard is checked here, so replicas share it.
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError>;
+
+    /// The delivery archive, newest first.
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Every event, session and presence interval of one appid, in a
+    /// canonical order: what "the same final state" means in tests and `rebuild`.
+    async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError>;
+}
+
+/// Opens the database named by `url` (`postgres://…` or `sqlite:…`),
+/// creating a SQLite file and its directory when missing. Does not migrate.
+pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, options).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, options).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,287 @@
+//! From decoded fields to a typed domain event: required fields, types, and
+//! the content fingerprint that tells a retry from a conflicting resend.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::body::Fields;
+use super::fields::{
+    FieldError, decode_display, display_field, i64_field, string_field, u64_field,
+};
+use crate::domain::delivery::DeliverySummary;
+use crate::domain::{Event, EventDetail, EventKind, EventTime, RoomSessionId, UserRef};
+
+/// Fields the signature covers or that change on every retry; everything else
+/// is content.
+const ENVELOPE_FIELDS: [&str; 3] = ["timestamp", "nonce", "signature"];
+
+/// Integer fields whose text is canonicalised before fingerprinting, so
+/// `1`, `"1"` and `"01"` are the same content.
+const INTEGER_FIELDS: [&str; 13] = [
+    "appid",
+    "room_session_id",
+    "room_seq",
+    "room_create_time",
+    "room_close_time",
+    "login_time",
+    "logout_time",
+    "close_reason",
+    "reason",
+    "user_role",
+    "auth_level",
+    "relogin",
+    "user_update_seq",
+];
+
+const DISPLAY_FIELDS: [&str; 2] = ["user_nickname", "room_name"];
+
+/// The body's `event` value, if it is text.
+pub fn event_name(fields: &Fields) -> Option<String> {
+    string_field(fields, "event").ok().flatten()
+}
+
+/// Whatever identifying fields can be read, for the archive; never fails.
+pub fn summarize(fields: &Fields) -> DeliverySummary {
+    let session = u64_field(fields, "room_session_id")
+        .ok()
+        .flatten()
+        .or_else(|| u64_field(fields, "room_seq").ok().flatten());
+    DeliverySummary {
+        event: event_name(fields),
+        appid: appid(fields).ok(),
+        room_id: string_field(fields, "room_id").ok().flatten(),
+        room_session_id: session.map(|s| s.to_string()),
+    }
+}
+
+/// Reads `appid` as ZEGO documents it: an unsigned 32-bit integer.
+pub fn appid(fields: &Fields) -> Result<u32, FieldError> {
+    let raw = u64_field(fields, "appid")?.ok_or(FieldError::Missing("appid"))?;
+    u32::try_from(raw).map_err(|_| FieldError::Invalid {
+        name: "appid",
+        expected: "an unsigned 32-bit integer",
+    })
+}
+
+/// Builds the typed event of `kind` from `fields`, checking every required
+/// field and the type of every field we read. Unknown fields are not
+/// rejected (they stay in the archived body and in the fingerprint).
+pub fn parse_event(kind: EventKind, fields: &Fields) -> Result<Event, FieldError> {
+    let appid = appid(fields)?;
+    let room_id = required_text(fields, "room_id")?;
+    let (session_field, detail) = match kind {
+        EventKind::RoomCreate => (
+            "room_session_id",
+            EventDetail::RoomCreate {
+                created_at: required_time(fields, "room_create_time")?,
+                creator: string_field(fields, "id_name")?,
+            },
+        ),
+        EventKind::RoomClose => (
+            "room_session_id",
+            EventDetail::RoomClose {
+                closed_at: required_time(fields, "room_close_time")?,
+                close_reason: i64_field(fields, "close_reason")?
+                    .ok_or(FieldError::Missing("close_reason"))?,
+            },
+        ),
+        EventKind::RoomLogin => (
+            "room_seq",
+            EventDetail::RoomLogin {
+                user: user(fields)?,
+                login_at: required_time(fields, "login_time")?,
+                room_name: display_field(fields, "room_name")?,
+            },
+        ),
+        EventKind::RoomLogout => (
+            "room_seq",
+            EventDetail::RoomLogout {
+                user: user(fields)?,
+                logout_at: required_time(fields, "logout_time")?,
+                login_at: time(fields, "login_time")?,
+                reason: i64_field(fields, "reason")?,
+            },
+        ),
+    };
+    let room_session_id =
+        u64_field(fields, session_field)?.ok_or(FieldError::Missing(session_field))?;
+    Ok(Event {
+        appid,
+        room_id,
+        room_session_id: RoomSessionId(room_session_id),
+        detail,
+        content_sha256: content_sha256(kind, fields),
+    })
+}
+
+fn user(fields: &Fields) -> Result<UserRef, FieldError> {
+    Ok(UserRef {
+        user_account: required_text(fields, "user_account")?,
+        session_id: required_text(fields, "session_id")?,
+        user_nickname: display_field(fields, "user_nickname")?,
+        user_role: i64_field(fields, "user_role")?,
+    })
+}
+
+fn required_text(fields: &Fields, name: &'static str) -> Result<String, FieldError> {
+    match string_field(fields, name)? {
+        None => Err(FieldError::Missing(name)),
+        Some(s) if s.is_empty() => Err(FieldError::Invalid {
+            name,
+            expected: "a non-empty string",
+        }),
+        Some(s) => Ok(s),
+    }
+}
+
+fn required_time(fields: &Fields, name: &'static str) -> Result<EventTime, FieldError> {
+    time(fields, name)?.ok_or(FieldError::Missing(name))
+}
+
+fn time(fields: &Fields, name: &'static str) -> Result<Option<EventTime>, FieldError> {
+    let invalid = FieldError::Invalid {
+        name,
+        expected: "Unix milliseconds between 1970 and 9999",
+    };
+    match u64_field(fields, name).map_err(|_| invalid.clone())? {
+        None => Ok(None),
+        Some(ms) => i64::try_from(ms)
+            .ok()
+            .and_then(EventTime::from_millis)
+            .map(Some)
+            .ok_or(invalid),
+    }
+}
+
+/// SHA-256 over every field but the envelope, each normalised to text: so a
+/// JSON retry of a FORM delivery (or `"1"` for `1`) is the same content.
+pub fn content_sha256(kind: EventKind, fields: &Fields) -> String {
+    let mut normalised: BTreeMap<&str, String> = BTreeMap::new();
+    normalised.insert("event", kind.as_str().to_owned());
+    for (name, value) in fields {
+        if ENVELOPE_FIELDS.contains(&name.as_str()) || name == "event" {
+            continue;
+        }
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) if DISPLAY_FIELDS.contains(&name.as_str()) => decode_display(s),
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            nested => nested.to_string(),
+        };
+        let text = if INTEGER_FIELDS.contains(&name.as_str()) {
+            canonical_integer(&text).unwrap_or(text)
+        } else {
+            text
+        };
+        normalised.insert(name, text);
+    }
+    let bytes = serde_json::to_vec(&normalised).expect("a map of strings always serialises");
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn canonical_integer(text: &str) -> Option<String> {
+    let (sign, digits) = text.strip_prefix('-').map_or(("", text), |d| ("-", d));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let trimmed = digits.trim_start_matches('0');
+    Some(if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("{sign}{trimmed}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zego::body::decode;
+
+    fn fixture(name: &str) -> Fields {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        decode(&std::fs::read(path).unwrap()).unwrap().1
+    }
+
+    #[test]
+    fn every_fixture_parses_as_its_event() {
+        for (file, kind) in [
+            ("room_create.json", EventKind::RoomCreate),
+            ("room_close.json", EventKind::RoomClose),
+            ("room_close.form", EventKind::RoomClose),
+            ("room_login.json", EventKind::RoomLogin),
+            ("room_login_current.json", EventKind::RoomLogin),
+            ("room_logout.json", EventKind::RoomLogout),
+            ("room_logout.form", EventKind::RoomLogout),
+            ("room_logout_current.json", EventKind::RoomLogout),
+        ] {
+            let event = parse_event(kind, &fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(event.kind(), kind);
+            assert_eq!(event.appid, 1);
+        }
+    }
+
+    #[test]
+    fn json_and_form_of_one_callback_have_one_fingerprint() {
+        let json = parse_event(EventKind::RoomClose, &fixture("room_close.json")).unwrap();
+        let form = parse_event(EventKind::RoomClose, &fixture("room_close.form")).unwrap();
+        assert_eq!(json, form);
+    }
+
+    #[test]
+    fn the_envelope_is_not_content_but_every_other_field_is() {
+        let mut f = fixture("room_close.json");
+        let base = content_sha256(EventKind::RoomClose, &f);
+        f.insert("nonce".into(), "other".into());
+        f.insert("timestamp".into(), 1.into());
+        assert_eq!(content_sha256(EventKind::RoomClose, &f), base);
+        f.insert("close_reason".into(), "01".into());
+        assert_eq!(content_sha256(EventKind::RoomClose, &f), base);
+        f.insert("extra".into(), "x".into());
+        assert_ne!(content_sha256(EventKind::RoomClose, &f), base);
+    }
+
+    #[test]
+    fn missing_and_invalid_fields_are_named() {
+        let mut f = fixture("room_close.json");
+        f.remove("close_reason");
+        assert_eq!(
+            parse_event(EventKind::RoomClose, &f).unwrap_err(),
+            FieldError::Missing("close_reason")
+        );
+        let mut f = fixture("room_login_current.json");
+        f.insert("login_time".into(), "yesterday".into());
+        assert!(matches!(
+            parse_event(EventKind::RoomLogin, &f).unwrap_err(),
+            FieldError::Invalid {
+                name: "login_time",
+                ..
+            }
+        ));
+        let mut f = fixture("room_create.json");
+        f.insert("appid".into(), 4_294_967_296u64.into());
+        assert!(matches!(
+            parse_event(EventKind::RoomCreate, &f).unwrap_err(),
+            FieldError::Invalid { name: "appid", .. }
+        ));
+    }
+
+    #[test]
+    fn logouts_without_login_time_or_reason_are_accepted() {
+        let mut f = fixture("room_logout_current.json");
+        f.remove("login_time");
+        f.remove("reason");
+        let event = parse_event(EventKind::RoomLogout, &f).unwrap();
+        assert!(matches!(
+            event.detail,
+            EventDetail::RoomLogout {
+                login_at: None,
+                reason: None,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,166 @@
+//! Lenient reading of ZEGO's fields. The same field is a JSON number in one
+//! doc version and a string in another (`appid`, times, reasons, ids), so
+//! every numeric field accepts both, leading zeros included, and never goes
+//! through `f64` (which would corrupt 64-bit ids).
+
+use serde_json::Value;
+
+use super::body::Fields;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("the field `{0}` is required")]
+    Missing(&'static str),
+    #[error("the field `{name}` must be {expected}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// A field that must be an unsigned integer (number or decimal string).
+pub fn u64_field(fields: &Fields, name: &'static str) -> Result<Option<u64>, FieldError> {
+    let invalid = FieldError::Invalid {
+        name,
+        expected: "an unsigned integer (a JSON number or a string of digits)",
+    };
+    match present(fields, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(invalid),
+        Some(Value::String(s)) => parse_digits(s).map(Some).ok_or(invalid),
+        Some(_) => Err(invalid),
+    }
+}
+
+/// A field that must be a signed integer: reason and role codes, where an
+/// unexpected value is kept rather than refused.
+pub fn i64_field(fields: &Fields, name: &'static str) -> Result<Option<i64>, FieldError> {
+    let invalid = FieldError::Invalid {
+        name,
+        expected: "an integer (a JSON number or a string of digits)",
+    };
+    match present(fields, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(invalid),
+        Some(Value::String(s)) => {
+            let (negative, digits) = s
+                .strip_prefix('-')
+                .map_or((false, s.as_str()), |d| (true, d));
+            let magnitude = i64::try_from(parse_digits(digits).ok_or(invalid.clone())?)
+                .map_err(|_| invalid.clone())?;
+            Ok(Some(if negative { -magnitude } else { magnitude }))
+        }
+        Some(_) => Err(invalid),
+    }
+}
+
+/// A field that must be text. A JSON number is accepted and kept as its
+/// decimal text (some senders send numeric ids as numbers).
+pub fn string_field(fields: &Fields, name: &'static str) -> Result<Option<String>, FieldError> {
+    match present(fields, name) {
+        None => Ok(None),
+        // NUL is refused: PostgreSQL text cannot hold it, and no ZEGO field has it.
+        Some(Value::String(s)) if !s.contains('\0') => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(FieldError::Invalid {
+            name,
+            expected: "a string without NUL characters",
+        }),
+    }
+}
+
+/// A display field (`user_nickname`, `room_name`): percent-encoded UTF-8 is
+/// decoded; `+` is left alone, and text that does not decode cleanly is kept
+/// as it came.
+pub fn display_field(fields: &Fields, name: &'static str) -> Result<Option<String>, FieldError> {
+    Ok(string_field(fields, name)?.map(|s| decode_display(&s)))
+}
+
+pub fn decode_display(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    match urlencoding::decode(s) {
+        Ok(decoded) if !decoded.contains('\0') => decoded.into_owned(),
+        _ => s.to_owned(),
+    }
+}
+
+/// Text as it would be signed: a string as is, a number as its decimal text.
+pub fn signed_text(fields: &Fields, name: &str) -> Option<String> {
+    match fields.get(name)? {
+        Value::String(s) if !s.contains('\0') => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `null` counts as absent: some senders serialise missing optionals that way.
+fn present<'a>(fields: &'a Fields, name: &str) -> Option<&'a Value> {
+    fields.get(name).filter(|v| !v.is_null())
+}
+
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Fields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn numbers_come_as_numbers_or_digit_strings() {
+        let f =
+            fields(json!({"a": 18446744073709551615u64, "b": "18446744073709551615", "c": "007"}));
+        assert_eq!(u64_field(&f, "a").unwrap(), Some(u64::MAX));
+        assert_eq!(u64_field(&f, "b").unwrap(), Some(u64::MAX));
+        assert_eq!(u64_field(&f, "c").unwrap(), Some(7));
+        assert_eq!(u64_field(&f, "missing").unwrap(), None);
+    }
+
+    #[test]
+    fn non_integers_are_invalid_not_rounded() {
+        let f = fields(
+            json!({"neg": -1, "float": 1.5, "big": "18446744073709551616",
+                             "sign": "+1", "space": " 1", "bool": true, "empty": ""}),
+        );
+        for name in ["neg", "float", "big", "sign", "space", "bool", "empty"] {
+            assert!(u64_field(&f, name).is_err(), "{name}");
+        }
+        // A JSON number above u64::MAX parses as a float and is refused.
+        let big: Fields = serde_json::from_str(r#"{"n": 99999999999999999999}"#).unwrap();
+        assert!(u64_field(&big, "n").is_err());
+    }
+
+    #[test]
+    fn codes_may_be_negative_or_strings() {
+        let f = fields(json!({"a": "-3", "b": 4, "c": "x"}));
+        assert_eq!(i64_field(&f, "a").unwrap(), Some(-3));
+        assert_eq!(i64_field(&f, "b").unwrap(), Some(4));
+        assert!(i64_field(&f, "c").is_err());
+    }
+
+    #[test]
+    fn display_text_is_percent_decoded_but_plus_is_kept() {
+        assert_eq!(decode_display("%E5%BC%A0%E4%B8%89"), "张三");
+        assert_eq!(decode_display("a+b"), "a+b");
+        assert_eq!(decode_display("100%"), "100%");
+        assert_eq!(decode_display("%FF"), "%FF");
+    }
+
+    #[test]
+    fn null_is_absent_and_objects_are_not_strings() {
+        let f = fields(json!({"n": null, "o": {"x": 1}, "num": 12}));
+        assert_eq!(string_field(&f, "n").unwrap(), None);
+        assert!(string_field(&f, "o").is_err());
+        assert_eq!(string_field(&f, "num").unwrap().as_deref(), Some("12"));
+    }
+}
