@@ -1,6 +1,8 @@
 //! Logging setup. `RUST_LOG` filters (default `info`); `LOG_FORMAT` picks
 //! human text or JSON lines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -9,7 +11,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in log files.
+        .with_ansi(std::io::stderr().is_terminal());
     // try_init: a second call (tests, `migrate` then `serve`) keeps the first.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -1,0 +1,121 @@
+//! The real binary: startup errors, `--help`, serving, and SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_zego-room-tracker");
+
+/// The binary in an empty directory (no `.env`) with no settings inherited.
+fn command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+#[test]
+fn missing_secret_stops_startup_with_one_sentence_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ZEGO_CALLBACK_SECRET is not set"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn invalid_setting_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", "s")
+        .env("LISTEN_ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LISTEN_ADDR") || stderr.contains("--listen-addr"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_explains_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "DATABASE_URL",
+        "LISTEN_ADDR",
+        "ZEGO_CALLBACK_SECRET",
+        "ZEGO_APP_SECRETS",
+        "TIMESTAMP_TOLERANCE_SECS",
+        "BODY_LIMIT_BYTES",
+        "migrate",
+    ] {
+        assert!(help.contains(setting), "--help lacks {setting}:\n{help}");
+    }
+}
+
+#[test]
+fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // .env is read from the working directory; the data dir is created.
+    std::fs::write(
+        dir.path().join(".env"),
+        "ZEGO_CALLBACK_SECRET=from-dotenv\nLISTEN_ADDR=127.0.0.1:0\n",
+    )
+    .unwrap();
+    let mut child = command(dir.path()).stderr(Stdio::piped()).spawn().unwrap();
+    // Read stderr on a thread so a missing log line fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_line = || rx.recv_timeout(Duration::from_secs(20));
+    let addr = std::iter::from_fn(|| next_line().ok()).find_map(|line| {
+        line.contains("listening")
+            .then(|| {
+                line.split("addr=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .flatten()
+    });
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("no `listening` line with addr= within 20 s");
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let health = runtime.block_on(async {
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(health, 200);
+    assert!(dir.path().join("data/zego-room-tracker.db").exists());
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(std::iter::from_fn(|| next_line().ok()).any(|l| l.contains("shut down cleanly")));
+}

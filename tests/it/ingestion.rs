@@ -1,0 +1,482 @@
+//! Callback ingestion, over HTTP, on both backends: every fixture in every
+//! encoding, duplicates, conflicts, concurrency, and every rejection.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use zego_room_tracker::domain::EventKind;
+
+use crate::support::*;
+use crate::{conformance, or_skip};
+
+const FIXTURES: [(&str, EventKind); 8] = [
+    ("room_create.json", EventKind::RoomCreate),
+    ("room_close.json", EventKind::RoomClose),
+    ("room_close.form", EventKind::RoomClose),
+    ("room_login.json", EventKind::RoomLogin),
+    ("room_login_current.json", EventKind::RoomLogin),
+    ("room_logout.json", EventKind::RoomLogout),
+    ("room_logout.form", EventKind::RoomLogout),
+    ("room_logout_current.json", EventKind::RoomLogout),
+];
+
+async fn every_fixture_in_every_encoding_is_stored_then_duplicate(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for (f, (file, kind)) in FIXTURES.into_iter().enumerate() {
+        for (n, encoding) in ENCODINGS.into_iter().enumerate() {
+            // A distinct appid per fixture and encoding keeps each first delivery new.
+            let mut fields = fixture(file);
+            fields.insert("appid".into(), json!(100 + 10 * f + n));
+            let path = format!("/callbacks/{kind}");
+            let (status, body) = app
+                .post(&path, encode(&signed(fields.clone()), encoding))
+                .await;
+            assert_eq!(
+                (status, &body),
+                (StatusCode::OK, &json!({"status": "stored"})),
+                "{file} {encoding:?}"
+            );
+            // A retry, re-signed with a new nonce, through the generic endpoint.
+            let (status, body) = app
+                .post("/callbacks", encode(&signed(fields), encoding))
+                .await;
+            assert_eq!(
+                (status, &body),
+                (StatusCode::OK, &json!({"status": "duplicate"})),
+                "{file} {encoding:?}"
+            );
+        }
+    }
+    let archive = app.deliveries().await;
+    assert_eq!(archive.len(), FIXTURES.len() * ENCODINGS.len() * 2);
+    assert!(
+        archive
+            .iter()
+            .all(|d| d.event_id.is_some() && d.reason.is_none())
+    );
+}
+
+async fn json_and_form_of_one_callback_are_one_event(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for (json_file, form_file, kind) in [
+        ("room_close.json", "room_close.form", "room_close"),
+        ("room_logout.json", "room_logout.form", "room_logout"),
+    ] {
+        let path = format!("/callbacks/{kind}");
+        let first = app
+            .post(&path, encode(&signed(fixture(json_file)), Encoding::Json))
+            .await;
+        let second = app
+            .post(&path, encode(&signed(fixture(form_file)), Encoding::Form))
+            .await;
+        assert_eq!(
+            (first.1["status"].as_str(), second.1["status"].as_str()),
+            (Some("stored"), Some("duplicate"))
+        );
+    }
+}
+
+async fn u64_ids_round_trip_exactly(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for id in [
+        "18446744073709551615",
+        "858012925204410400",
+        "6085791336856668982",
+    ] {
+        let mut close = fixture("room_close.json");
+        close.insert("room_session_id".into(), serde_json::from_str(id).unwrap());
+        let mut login = fixture("room_login_current.json");
+        login.insert("room_seq".into(), json!(id));
+        assert_eq!(
+            app.post("/callbacks/room_close", json_body(&signed(close)))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.post("/callbacks/room_login", json_body(&signed(login)))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let ids: Vec<&str> = snapshot
+        .sessions
+        .iter()
+        .map(|s| s.room_session_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "18446744073709551615",
+            "6085791336856668982",
+            "858012925204410400"
+        ]
+    );
+    // The number (close) and the string (login) of one id meet in one session.
+    assert!(snapshot.sessions.iter().all(|s| s.closed_at.is_some()));
+}
+
+async fn display_fields_are_decoded_and_identifiers_kept_as_sent(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut login = fixture("room_login_current.json");
+    login.insert("user_nickname".into(), json!("%E5%BC%A0%E4%B8%89"));
+    login.insert("room_name".into(), json!("room%23123"));
+    login.insert("user_account".into(), json!("u%41+1"));
+    assert_eq!(
+        app.post("/callbacks/room_login", json_body(&signed(login)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let event = &snapshot.events[0];
+    assert_eq!(event.user_nickname.as_deref(), Some("张三"));
+    assert_eq!(event.room_name.as_deref(), Some("room#123"));
+    assert_eq!(event.user_account.as_deref(), Some("u%41+1"));
+}
+
+async fn same_identity_with_other_content_is_a_conflict_and_the_first_stays(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let close = fixture("room_close.json");
+    assert_eq!(
+        app.post("/callbacks/room_close", json_body(&signed(close.clone())))
+            .await
+            .1["status"],
+        "stored"
+    );
+    let mut changed = close;
+    changed.insert("close_reason".into(), json!(3));
+    let (status, body) = app
+        .post("/callbacks/room_close", json_body(&signed(changed)))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "conflict"}))
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!(snapshot.sessions[0].close_reason, Some(1));
+    let last = app.deliveries().await.remove(0);
+    assert_eq!(
+        (last.outcome.as_str(), last.reason.as_deref()),
+        ("conflict", Some("content_differs"))
+    );
+    assert!(last.event_id.is_some());
+}
+
+async fn identical_concurrent_deliveries_store_one_event(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    // The very same body 32 times at once (same nonce: a network-level retry),
+    // then the same event re-signed 32 times at once (ZEGO-level retries).
+    let same = json_body(&signed(fixture("room_login_current.json")));
+    let requests = (0..32).map(|_| app.post("/callbacks/room_login", same.clone()));
+    let first = join_all(requests).await;
+    let resigned = (0..32).map(|_| {
+        app.post(
+            "/callbacks/room_login",
+            json_body(&signed(fixture("room_login_current.json"))),
+        )
+    });
+    let second = join_all(resigned).await;
+    let statuses: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|(code, body)| format!("{code} {}", body["status"]))
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| *s == "200 OK \"stored\"")
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| *s == "200 OK \"duplicate\"")
+            .count(),
+        63,
+        "{statuses:?}"
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!(
+        (
+            snapshot.events.len(),
+            snapshot.sessions.len(),
+            snapshot.intervals.len()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(app.deliveries().await.len(), 64);
+}
+
+async fn forged_signature_is_401_and_archived(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let forged = sign_with(fixture("room_close.json"), "not-the-secret");
+    let (status, body) = app.post("/callbacks/room_close", json_body(&forged)).await;
+    assert_rejected(
+        &app,
+        (status, body),
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+    )
+    .await;
+    let mut unsigned = signed(fixture("room_close.json"));
+    unsigned.remove("nonce");
+    let (status, body) = app
+        .post("/callbacks/room_close", json_body(&unsigned))
+        .await;
+    assert_rejected(
+        &app,
+        (status, body),
+        StatusCode::UNAUTHORIZED,
+        "missing_signature",
+    )
+    .await;
+    assert!(app.store.app_snapshot(1).await.unwrap().events.is_empty());
+}
+
+async fn stale_timestamp_is_401_and_archived(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut stale = fixture("room_close.json");
+    let ts = (now_secs() - 301).to_string();
+    stale.insert("timestamp".into(), json!(ts));
+    stale.insert("nonce".into(), json!("1"));
+    stale.insert(
+        "signature".into(),
+        json!(zego_room_tracker::zego::signature::sign(SECRET, &ts, "1")),
+    );
+    let response = app.post("/callbacks/room_close", json_body(&stale)).await;
+    assert_rejected(&app, response, StatusCode::UNAUTHORIZED, "stale_timestamp").await;
+}
+
+async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let original = signed(fixture("room_close.json"));
+    assert_eq!(
+        app.post("/callbacks/room_close", json_body(&original))
+            .await
+            .1["status"],
+        "stored"
+    );
+    // Same timestamp, nonce and signature; another appid and room.
+    let mut swapped = original.clone();
+    swapped.insert("appid".into(), json!(2));
+    swapped.insert("room_id".into(), json!("someone-elses-room"));
+    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+    assert_rejected(
+        &app,
+        response,
+        StatusCode::UNAUTHORIZED,
+        "replayed_signature",
+    )
+    .await;
+    assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
+    // The untouched body with the same triple is still just a duplicate.
+    assert_eq!(
+        app.post("/callbacks/room_close", json_body(&original))
+            .await
+            .1["status"],
+        "duplicate"
+    );
+}
+
+async fn malformed_bodies_are_400_and_archived(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for bytes in [
+        &b"{\"event\": "[..],
+        b"",
+        b"[1, 2]",
+        b"not a callback",
+        b"{\"a\":1,\"a\":2}",
+        b"{\xff}",
+    ] {
+        let body = Encoded {
+            bytes: bytes.to_vec(),
+            content_type: "application/json",
+        };
+        let response = app.post("/callbacks/room_close", body).await;
+        assert_rejected(&app, response, StatusCode::BAD_REQUEST, "malformed_body").await;
+    }
+}
+
+async fn an_event_posted_to_another_events_path_is_400(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let response = app
+        .post(
+            "/callbacks/room_close",
+            json_body(&signed(fixture("room_login.json"))),
+        )
+        .await;
+    assert_rejected(&app, response, StatusCode::BAD_REQUEST, "event_mismatch").await;
+    let response = app
+        .post(
+            "/callbacks/room_nonsense",
+            json_body(&signed(fixture("room_login.json"))),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::NOT_FOUND);
+    assert_eq!(response.1["error"]["code"], "not_found");
+}
+
+async fn missing_and_invalid_fields_are_400_naming_the_field(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for (file, kind, field) in [
+        ("room_create.json", "room_create", "room_create_time"),
+        ("room_close.json", "room_close", "close_reason"),
+        ("room_close.json", "room_close", "room_session_id"),
+        ("room_login_current.json", "room_login", "user_account"),
+        ("room_logout_current.json", "room_logout", "logout_time"),
+        ("room_logout_current.json", "room_logout", "appid"),
+    ] {
+        let mut fields = fixture(file);
+        fields.remove(field);
+        let response = app
+            .post(&format!("/callbacks/{kind}"), json_body(&signed(fields)))
+            .await;
+        assert!(
+            response.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
+            "{response:?}"
+        );
+        assert_rejected(&app, response, StatusCode::BAD_REQUEST, "missing_field").await;
+    }
+    let mut bad = fixture("room_close.json");
+    bad.insert("room_session_id".into(), json!(-5));
+    let response = app
+        .post("/callbacks/room_close", json_body(&signed(bad)))
+        .await;
+    assert_rejected(&app, response, StatusCode::BAD_REQUEST, "invalid_field").await;
+}
+
+async fn oversize_bodies_are_413_and_the_exact_limit_passes(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut fields = signed(fixture("room_close.json"));
+    fields.insert("pad".into(), json!(""));
+    let base = json_body(&fields).bytes.len();
+    fields.insert("pad".into(), json!("x".repeat(BODY_LIMIT - base)));
+    let exact = json_body(&fields);
+    assert_eq!(exact.bytes.len(), BODY_LIMIT);
+    assert_eq!(
+        app.post("/callbacks/room_close", exact.clone()).await.1["status"],
+        "stored"
+    );
+    let mut over = exact;
+    over.bytes.push(b' ');
+    let (status, body) = app.post("/callbacks/room_close", over).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "body_too_large");
+}
+
+async fn unmodelled_signed_events_are_ignored_and_archived(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let stream = json!({"event": "stream_create", "appid": "1", "room_id": "r", "stream_id": "s"});
+    let fields = signed(stream.as_object().unwrap().clone());
+    let (status, body) = app.post("/callbacks", json_body(&fields)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "ignored"}))
+    );
+    let last = app.deliveries().await.remove(0);
+    assert_eq!(
+        (last.outcome.as_str(), last.event.as_deref()),
+        ("ignored", Some("stream_create"))
+    );
+}
+
+async fn per_app_secrets_and_rotation(backend: Backend) {
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    let mut verify = policy();
+    let mut per_app = std::collections::HashMap::new();
+    per_app.insert(7, vec![Secret::new("app7-old"), Secret::new("app7-new")]);
+    verify.secrets = SecretBook::new(vec![Secret::new(SECRET), Secret::new("rotated")], per_app);
+    let app = TestApp::with_store(store, db, verify).await;
+    let mut seven = fixture("room_close.json");
+    seven.insert("appid".into(), json!(7));
+    for (secret, expected) in [("app7-new", "stored"), ("app7-old", "duplicate")] {
+        let response = app
+            .post(
+                "/callbacks/room_close",
+                json_body(&sign_with(seven.clone(), secret)),
+            )
+            .await;
+        assert_eq!(response.1["status"], expected);
+    }
+    // The shared secret does not sign for an appid that has its own.
+    let response = app
+        .post(
+            "/callbacks/room_close",
+            json_body(&sign_with(seven, SECRET)),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::UNAUTHORIZED);
+    let response = app
+        .post(
+            "/callbacks/room_close",
+            json_body(&sign_with(fixture("room_close.json"), "rotated")),
+        )
+        .await;
+    assert_eq!(response.1["status"], "stored");
+}
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    assert_eq!(
+        app.get("/healthz").await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        app.get("/readyz").await,
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+}
+
+/// Asserts status and error code, and that the archive's newest row is this
+/// rejection with the same code.
+async fn assert_rejected(
+    app: &TestApp,
+    (status, body): (StatusCode, Value),
+    expected: StatusCode,
+    code: &str,
+) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let last = last_delivery(app.store.as_ref()).await;
+    assert_eq!(
+        (last.outcome.as_str(), last.reason.as_deref()),
+        ("rejected", Some(code))
+    );
+    assert!(last.detail.is_some());
+}
+
+use zego_room_tracker::store::Backend;
+use zego_room_tracker::zego::{Secret, SecretBook};
+
+conformance!(
+    every_fixture_in_every_encoding_is_stored_then_duplicate,
+    json_and_form_of_one_callback_are_one_event,
+    u64_ids_round_trip_exactly,
+    display_fields_are_decoded_and_identifiers_kept_as_sent,
+    same_identity_with_other_content_is_a_conflict_and_the_first_stays,
+    identical_concurrent_deliveries_store_one_event,
+    forged_signature_is_401_and_archived,
+    stale_timestamp_is_401_and_archived,
+    a_signature_reused_with_another_body_is_a_replay,
+    malformed_bodies_are_400_and_archived,
+    an_event_posted_to_another_events_path_is_400,
+    missing_and_invalid_fields_are_400_naming_the_field,
+    oversize_bodies_are_413_and_the_exact_limit_passes,
+    unmodelled_signed_events_are_ignored_and_archived,
+    per_app_secrets_and_rotation,
+    health_and_readiness_answer,
+);

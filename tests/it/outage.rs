@@ -1,0 +1,80 @@
+//! The database going away mid-run: 503 (ZEGO retries), readiness goes red,
+//! and the very same delivery succeeds once the database is back.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sqlx::{Connection, Executor, SqliteConnection};
+use zego_room_tracker::store::{self, Backend};
+
+use crate::support::proxy::Proxy;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_answers_503_and_the_retry_is_stored() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let server = db.pg_server.clone().expect("postgres server");
+    let proxy = Proxy::start(server.clone()).await;
+    let via_proxy = db.url.replace(&server, &proxy.addr.to_string());
+    let store = store::connect(&via_proxy, &test_connect_options())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let app = TestApp::with_store(store, db, policy()).await;
+
+    let first = json_body(&signed(fixture("room_create.json")));
+    assert_eq!(
+        app.post("/callbacks/room_create", first).await.1["status"],
+        "stored"
+    );
+
+    proxy.cut();
+    let delivery = json_body(&signed(fixture("room_close.json")));
+    let (status, body) = app.post("/callbacks/room_close", delivery.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        )
+    );
+    assert_eq!(app.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    assert_eq!(
+        app.post("/callbacks/room_close", delivery).await.1["status"],
+        "stored"
+    );
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert!(snapshot.sessions[0].closed_at.is_some() && snapshot.sessions[0].created_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    // Another writer (a backup, a second server) holds the write lock.
+    let mut blocker = SqliteConnection::connect(&app.db.url).await.unwrap();
+    blocker.execute("BEGIN EXCLUSIVE").await.unwrap();
+
+    let delivery = json_body(&signed(fixture("room_close.json")));
+    let started = std::time::Instant::now();
+    let (status, body) = app.post("/callbacks/room_close", delivery.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        )
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "503 comes after the configured timeout, not a hang"
+    );
+
+    blocker.execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        app.post("/callbacks/room_close", delivery).await.1["status"],
+        "stored"
+    );
+}

@@ -1,0 +1,220 @@
+//! A fresh database per test, on either backend.
+//!
+//! PostgreSQL: `TEST_DATABASE_URL` (an admin URL, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). When nothing answers
+//! there, a throwaway cluster is started under `target/` with the installed
+//! `initdb`/`pg_ctl`. When that is impossible the PostgreSQL tests say so
+//! loudly and pass without running — except with `CI=true`, where they fail.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use zego_room_tracker::store::Backend;
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const THROWAWAY_PORT: u16 = 54329;
+const DB_PREFIX: &str = "zrt_it_";
+
+/// A database made for one test. SQLite files live in a temp dir that goes
+/// away with the value; PostgreSQL databases are dropped at the start of the
+/// next run (a pool may still hold connections when a test ends).
+pub struct TestDb {
+    pub url: String,
+    /// For PostgreSQL, `host:port` of the server (tests reroute it through a proxy).
+    pub pg_server: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::sqlite()),
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        TestDb {
+            url,
+            pg_server: None,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Option<TestDb> {
+        let admin = admin_url()?;
+        let name = format!("{DB_PREFIX}{:016x}", rand::random::<u64>());
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .expect("connect to PostgreSQL admin URL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        let server = base.rsplit_once('@').map_or(base, |(_, h)| h).to_owned();
+        Some(TestDb {
+            url: format!("{base}/{name}"),
+            pg_server: Some(server),
+            _dir: None,
+        })
+    }
+}
+
+/// The PostgreSQL admin URL for this run, found (or started) once.
+fn admin_url() -> Option<&'static str> {
+    static ADMIN: OnceLock<Option<String>> = OnceLock::new();
+    ADMIN
+        .get_or_init(|| {
+            let found = find_or_start_postgres();
+            match &found {
+                Ok(url) => drop_leftover_databases(url),
+                Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                    panic!("CI=true and PostgreSQL is unavailable: {why}")
+                }
+                Err(why) => eprintln!(
+                    "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                     !! PostgreSQL tests are NOT RUNNING: {why}\n\
+                     !! Fix: start PostgreSQL (e.g. `pg_ctlcluster 15 main start`), install it\n\
+                     !! (`apt-get install postgresql`), or set TEST_DATABASE_URL to an admin URL.\n\
+                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+                ),
+            }
+            found.ok()
+        })
+        .as_deref()
+}
+
+fn find_or_start_postgres() -> Result<String, String> {
+    let configured = std::env::var("TEST_DATABASE_URL").ok();
+    let url = configured
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_owned());
+    if answers(&url) {
+        return Ok(url);
+    }
+    if configured.is_some() {
+        return Err(format!("nothing answers at TEST_DATABASE_URL {url}"));
+    }
+    start_throwaway_cluster().map_err(|why| {
+        format!("nothing answers at {url}, and no throwaway cluster could be started: {why}")
+    })
+}
+
+fn answers(url: &str) -> bool {
+    let host_port = url
+        .split_once('@')
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+}
+
+/// `initdb` + `pg_ctl start` in `target/tmp/pg-throwaway`, reused by later
+/// runs. As root, the cluster runs as the `postgres` user (initdb refuses root).
+fn start_throwaway_cluster() -> Result<String, String> {
+    let bindir = postgres_bindir().ok_or("no initdb found (is PostgreSQL installed?)")?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pg-throwaway");
+    let url = format!("postgres://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres");
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let run = |program: &str, args: &[&str]| -> Result<(), String> {
+        let exe = bindir.join(program);
+        let mut cmd = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let data = dir.to_string_lossy().into_owned();
+    if !dir.join("PG_VERSION").exists() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        if as_root {
+            Command::new("chown")
+                .args(["-R", "postgres", &data])
+                .status()
+                .map_err(|e| e.to_string())?;
+        }
+        run("initdb", &["-D", &data, "-U", "postgres", "-A", "trust"])?;
+    }
+    let options = format!("-p {THROWAWAY_PORT} -k {data} -c listen_addresses=127.0.0.1");
+    let log = format!("{data}/server.log");
+    run(
+        "pg_ctl",
+        &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+    )?;
+    if answers(&url) {
+        eprintln!("started a throwaway PostgreSQL cluster in {data} on port {THROWAWAY_PORT}");
+        Ok(url)
+    } else {
+        Err(format!("the throwaway cluster in {data} did not answer"))
+    }
+}
+
+fn postgres_bindir() -> Option<PathBuf> {
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.join("initdb").exists());
+    from_pg_config.or_else(|| {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .filter(|p| Path::new(p).join("initdb").exists())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+    })
+}
+
+/// Drops the databases earlier runs left behind.
+fn drop_leftover_databases(admin: &str) {
+    let admin = admin.to_owned();
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async {
+            let mut conn = PgConnection::connect(&admin).await.ok()?;
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'zrt\\_it\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .ok()?;
+            for name in names {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            }
+            Some(())
+        })
+    });
+    let _ = cleanup.join();
+}

@@ -1,0 +1,288 @@
+//! Test helpers: a real server on a random port over a fresh database, ZEGO
+//! callbacks signed like ZEGO signs them, and the conformance macro.
+
+pub mod db;
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+use zego_room_tracker::domain::{Delivery, EventKind, Outcome};
+use zego_room_tracker::http::{self, AppState};
+use zego_room_tracker::ingest::{self, RawCallback, VerifyPolicy};
+use zego_room_tracker::store::{
+    self, Backend, ConnectOptions, DeliveryFilter, DeliveryRecord, Store,
+};
+use zego_room_tracker::zego::{Secret, SecretBook, signature};
+
+pub use db::TestDb;
+
+pub const SECRET: &str = "test-secret";
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Emits, for each listed `async fn(Backend)`, a SQLite and a PostgreSQL test.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(zego_room_tracker::store::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(zego_room_tracker::store::Backend::Postgres).await }
+            )*
+        }
+    };
+}
+
+/// Opens a migrated store on a fresh database; `None` when PostgreSQL is
+/// unavailable outside CI (the loud warning is printed once).
+pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn Store>, TestDb)> {
+    let db = TestDb::new(backend).await?;
+    let store = store::connect(&db.url, &test_connect_options())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    Some((store, db))
+}
+
+pub fn test_connect_options() -> ConnectOptions {
+    ConnectOptions {
+        max_connections: 8,
+        timeout: Duration::from_millis(1500),
+    }
+}
+
+pub fn policy() -> VerifyPolicy {
+    VerifyPolicy {
+        secrets: SecretBook::new(vec![Secret::new(SECRET)], Default::default()),
+        timestamp_tolerance: Some(Duration::from_secs(300)),
+    }
+}
+
+/// The real router on a real socket.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let (store, db) = fresh_store(backend).await?;
+        Some(TestApp::with_store(store, db, policy()).await)
+    }
+
+    pub async fn with_store(store: Arc<dyn Store>, db: TestDb, verify: VerifyPolicy) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = AppState {
+            store: store.clone(),
+            verify: Arc::new(verify),
+            body_limit: BODY_LIMIT,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(http::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            store,
+            client: reqwest::Client::new(),
+            db,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` and returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: Encoded) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", body.content_type)
+            .body(body.bytes)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
+        deliveries(self.store.as_ref()).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn deliveries(store: &dyn Store) -> Vec<DeliveryRecord> {
+    let filter = DeliveryFilter {
+        limit: 10_000,
+        ..Default::default()
+    };
+    store
+        .list_deliveries(&filter)
+        .await
+        .expect("list deliveries")
+}
+
+/// A fixture from `tests/fixtures`, as a JSON object.
+pub fn fixture(name: &str) -> Map<String, Value> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (_, fields) = zego_room_tracker::zego::body::decode(&bytes).expect("fixture decodes");
+    fields.into_iter().collect()
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Re-stamps `fields` with the current time and a fresh nonce and signs them
+/// with `secret`, keeping the fixture's types (number vs string).
+pub fn sign_with(mut fields: Map<String, Value>, secret: &str) -> Map<String, Value> {
+    let ts = now_secs();
+    let nonce = format!("{}", rand::random::<u32>());
+    let timestamp = match fields.get("timestamp") {
+        Some(Value::Number(_)) => json!(ts),
+        _ => json!(ts.to_string()),
+    };
+    let sig = signature::sign(secret, &ts.to_string(), &nonce);
+    fields.insert("timestamp".into(), timestamp);
+    fields.insert("nonce".into(), json!(nonce));
+    fields.insert("signature".into(), json!(sig));
+    fields
+}
+
+pub fn signed(fields: Map<String, Value>) -> Map<String, Value> {
+    sign_with(fields, SECRET)
+}
+
+/// A body in one of ZEGO's encodings.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    UrlEncodedJson,
+    Form,
+}
+
+pub const ENCODINGS: [Encoding; 3] = [Encoding::Json, Encoding::UrlEncodedJson, Encoding::Form];
+
+pub fn encode(fields: &Map<String, Value>, encoding: Encoding) -> Encoded {
+    let json = serde_json::to_string(fields).expect("serialise");
+    match encoding {
+        Encoding::Json => Encoded {
+            bytes: json.into_bytes(),
+            content_type: "application/json",
+        },
+        // ZEGO's "the data is JSON; you must UrlDecode it": the whole body
+        // URL-encoded, spaces as '+', sent with a JSON content type.
+        Encoding::UrlEncodedJson => Encoded {
+            bytes: urlencoding::encode(&json).replace("%20", "+").into_bytes(),
+            content_type: "application/json",
+        },
+        Encoding::Form => {
+            let pairs: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    format!(
+                        "{}={}",
+                        urlencoding::encode(k),
+                        urlencoding::encode(&text).replace("%20", "+")
+                    )
+                })
+                .collect();
+            Encoded {
+                bytes: pairs.join("&").into_bytes(),
+                content_type: "application/x-www-form-urlencoded",
+            }
+        }
+    }
+}
+
+pub fn json_body(fields: &Map<String, Value>) -> Encoded {
+    encode(fields, Encoding::Json)
+}
+
+/// Runs a signed callback through the same pipeline as HTTP, without a
+/// socket: for tests that send thousands of events.
+pub async fn ingest_direct(
+    store: &dyn Store,
+    fields: &Map<String, Value>,
+    kind: EventKind,
+) -> Outcome {
+    let raw = RawCallback {
+        received_at: chrono::Utc::now(),
+        remote_addr: None,
+        endpoint: format!("/callbacks/{kind}"),
+        content_type: Some("application/json".into()),
+        body: serde_json::to_vec(fields).expect("serialise").into(),
+    };
+    let delivery: Delivery = ingest::assess(&policy(), Some(kind), raw);
+    store
+        .record_delivery(&delivery)
+        .await
+        .expect("record delivery")
+}
+
+/// The archive row of the most recent delivery.
+pub async fn last_delivery(store: &dyn Store) -> DeliveryRecord {
+    deliveries(store)
+        .await
+        .into_iter()
+        .next()
+        .expect("a delivery was archived")
+}
+
+/// Unwraps a `fresh_store`/`TestApp::spawn` result, or ends a PostgreSQL
+/// test that cannot run here (the reason was printed loudly).
+#[macro_export]
+macro_rules! or_skip {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
