@@ -6,6 +6,7 @@
 //! `initdb`/`pg_ctl`. When that is impossible the PostgreSQL tests say so
 //! loudly and pass without running — except with `CI=true`, where they fail.
 
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,13 +78,15 @@ fn admin_url() -> Option<&'static str> {
                 Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
                     panic!("CI=true and PostgreSQL is unavailable: {why}")
                 }
-                Err(why) => eprintln!(
+                // Written to the real stderr: the test harness captures eprintln!.
+                Err(why) => drop(writeln!(
+                    std::io::stderr(),
                     "\n\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
                      !! PostgreSQL tests are NOT RUNNING: {why}\n\
                      !! Fix: start PostgreSQL (e.g. `pg_ctlcluster 15 main start`), install it\n\
                      !! (`apt-get install postgresql`), or set TEST_DATABASE_URL to an admin URL.\n\
                      !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-                ),
+                )),
             }
             found.ok()
         })
