@@ -59,6 +59,19 @@ impl<'a> EventColumns<'a> {
         self.user_account.is_some()
     }
 
+    /// Names one presence group (appid, room session, user, user session)
+    /// for locking. Parts are joined with the unit separator; a clash would
+    /// only make two groups wait for each other, never mix their rows.
+    pub fn presence_group_key(&self) -> String {
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.appid,
+            self.room_session_id,
+            self.user_account.unwrap_or_default(),
+            self.session_id.unwrap_or_default()
+        )
+    }
+
     /// `created_at` / `closed_at` / `close_reason` this event sets on its session.
     pub fn session_fields(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>) {
         match self.event {

@@ -6,6 +6,7 @@ mod error;
 mod merge;
 mod model;
 mod postgres;
+mod recorder;
 mod sqlite;
 
 use std::sync::Arc;

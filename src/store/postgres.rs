@@ -1,25 +1,25 @@
 //! PostgreSQL store. Concurrency comes from many replicas and connections,
-//! so every merge step is written to be safe under READ COMMITTED: identity
-//! by unique indexes, session merges by upserts of commutative values,
-//! presence groups serialised by a transaction-scoped advisory lock.
+//! so every statement is safe under READ COMMITTED: identity by unique
+//! indexes, session merges by upserts of commutative values, presence groups
+//! serialised by a transaction-scoped advisory lock.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 
-use super::merge::{EventColumns, GroupEventRow, intervals_of, outcome_reason, replay_rejection};
+use super::merge::{EventColumns, GroupEventRow, outcome_reason};
 use super::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
+use super::recorder::{WriteTx, record};
 use super::{Backend, ConnectOptions, Store, StoreError};
-use crate::domain::{Delivery, Event, Outcome, Verdict};
+use crate::domain::presence::PresenceInterval;
+use crate::domain::{Delivery, Outcome, ReplayKey};
 
 pub struct PgStore {
     pool: PgPool,
 }
-
-type Tx = Transaction<'static, Postgres>;
 
 impl PgStore {
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<PgStore, StoreError> {
@@ -34,256 +34,6 @@ impl PgStore {
             .acquire_timeout(options.timeout)
             .connect_lazy_with(connect);
         Ok(PgStore { pool })
-    }
-
-    async fn check_replay(tx: &mut Tx, delivery: &Delivery) -> Result<bool, StoreError> {
-        let Some(key) = &delivery.replay_key else {
-            return Ok(false);
-        };
-        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields the
-        // first body's digest in the same round trip.
-        let first_body: String = sqlx::query_scalar(
-            "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (sent_timestamp, nonce, signature)
-             DO UPDATE SET body_sha256 = replay_guard.body_sha256
-             RETURNING body_sha256",
-        )
-        .bind(&key.timestamp)
-        .bind(&key.nonce)
-        .bind(&key.signature)
-        .bind(&delivery.body_sha256)
-        .bind(delivery.received_at)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(first_body != delivery.body_sha256)
-    }
-
-    async fn store_event(
-        tx: &mut Tx,
-        event: &Event,
-        received_at: DateTime<Utc>,
-    ) -> Result<(Outcome, i64), StoreError> {
-        let c = EventColumns::of(event);
-        if c.is_presence() {
-            // Serialises writers of one presence group across connections and
-            // replicas, so each recomputation sees every committed event.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!(
-                    "{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}",
-                    c.appid, c.room_session_id, c.user_account, c.session_id
-                ))
-                .execute(&mut **tx)
-                .await?;
-        }
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at, user_account,
-                                 session_id, user_nickname, user_role, login_at, reason, creator, room_name, content_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT DO NOTHING
-             RETURNING id",
-        )
-        .bind(c.event)
-        .bind(c.appid)
-        .bind(c.room_id)
-        .bind(&c.room_session_id)
-        .bind(c.event_at)
-        .bind(received_at)
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .bind(c.user_nickname)
-        .bind(c.user_role)
-        .bind(c.login_at)
-        .bind(c.reason)
-        .bind(c.creator)
-        .bind(c.room_name)
-        .bind(c.content_sha256)
-        .fetch_optional(&mut **tx)
-        .await?;
-
-        let Some(id) = inserted else {
-            let (id, first_sha256) = Self::existing_event(tx, &c).await?;
-            let outcome = if first_sha256 == c.content_sha256 {
-                Outcome::Duplicate
-            } else {
-                Outcome::Conflict
-            };
-            return Ok((outcome, id));
-        };
-        Self::merge_session(tx, &c).await?;
-        if c.is_presence() {
-            Self::recompute_presence(tx, &c).await?;
-        }
-        Ok((Outcome::Stored, id))
-    }
-
-    async fn existing_event(
-        tx: &mut Tx,
-        c: &EventColumns<'_>,
-    ) -> Result<(i64, String), StoreError> {
-        let query = if c.is_presence() {
-            sqlx::query_as(
-                "SELECT id, content_sha256 FROM events
-                 WHERE event = $1 AND appid = $2 AND room_session_id = $3
-                   AND user_account = $4 AND session_id = $5 AND event_at = $6",
-            )
-            .bind(c.event)
-            .bind(c.appid)
-            .bind(&c.room_session_id)
-            .bind(c.user_account)
-            .bind(c.session_id)
-            .bind(c.event_at)
-        } else {
-            sqlx::query_as("SELECT id, content_sha256 FROM events WHERE event = $1 AND appid = $2 AND room_session_id = $3")
-                .bind(c.event)
-                .bind(c.appid)
-                .bind(&c.room_session_id)
-        };
-        Ok(query.fetch_one(&mut **tx).await?)
-    }
-
-    async fn merge_session(tx: &mut Tx, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        let (created_at, closed_at, close_reason) = c.session_fields();
-        if created_at.is_some() || closed_at.is_some() {
-            // At most one create and one close are ever stored per session, so
-            // COALESCE and LEAST give the same row in every arrival order.
-            sqlx::query(
-                "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator, closed_at,
-                                            close_reason, first_event_at, started_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($4, $8))
-                 ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                    room_id = LEAST(room_sessions.room_id, excluded.room_id),
-                    created_at = COALESCE(room_sessions.created_at, excluded.created_at),
-                    creator = COALESCE(room_sessions.creator, excluded.creator),
-                    closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
-                    close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
-                    first_event_at = LEAST(room_sessions.first_event_at, excluded.first_event_at),
-                    started_at = COALESCE(room_sessions.created_at, excluded.created_at,
-                                          LEAST(room_sessions.first_event_at, excluded.first_event_at))",
-            )
-            .bind(c.appid)
-            .bind(&c.room_session_id)
-            .bind(c.room_id)
-            .bind(created_at)
-            .bind(c.creator)
-            .bind(closed_at)
-            .bind(close_reason)
-            .bind(c.event_at)
-            .execute(&mut **tx)
-            .await?;
-            return Ok(());
-        }
-        // Logins and logouts: an upsert would lock the session row for the rest
-        // of the transaction, queueing every user of a busy room behind one
-        // another. Insert-if-absent, then update only when this event is earlier.
-        let inserted = sqlx::query(
-            "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
-             VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (appid, room_session_id) DO NOTHING",
-        )
-        .bind(c.appid)
-        .bind(&c.room_session_id)
-        .bind(c.room_id)
-        .bind(c.event_at)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            sqlx::query(
-                "UPDATE room_sessions SET
-                    room_id = LEAST(room_id, $3),
-                    first_event_at = LEAST(first_event_at, $4),
-                    started_at = COALESCE(created_at, LEAST(first_event_at, $4))
-                 WHERE appid = $1 AND room_session_id = $2 AND (first_event_at > $4 OR room_id > $3)",
-            )
-            .bind(c.appid)
-            .bind(&c.room_session_id)
-            .bind(c.room_id)
-            .bind(c.event_at)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn recompute_presence(tx: &mut Tx, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        let rows: Vec<GroupEventRow> = sqlx::query_as(
-            "SELECT id, event, event_at, login_at, reason, room_id, user_nickname, user_role FROM events
-             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4
-               AND event IN ('room_login', 'room_logout')",
-        )
-        .bind(c.appid)
-        .bind(&c.room_session_id)
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .fetch_all(&mut **tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM presence_intervals
-             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4",
-        )
-        .bind(c.appid)
-        .bind(&c.room_session_id)
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .execute(&mut **tx)
-        .await?;
-        let intervals = intervals_of(rows);
-        if intervals.is_empty() {
-            return Ok(());
-        }
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id, room_id, user_nickname,
-                user_role, login_at, logout_at, logout_reason, duration_ms, login_event_id, logout_event_id) ",
-        );
-        insert.push_values(intervals, |mut b, i| {
-            b.push_bind(c.appid)
-                .push_bind(&c.room_session_id)
-                .push_bind(c.user_account)
-                .push_bind(c.session_id)
-                .push_bind(i.room_id)
-                .push_bind(i.user_nickname)
-                .push_bind(i.user_role)
-                .push_bind(i.login_at.map(|t| t.to_utc()))
-                .push_bind(i.logout_at.map(|t| t.to_utc()))
-                .push_bind(i.logout_reason)
-                .push_bind(i.duration_ms)
-                .push_bind(i.login_event_id)
-                .push_bind(i.logout_event_id);
-        });
-        insert.build().execute(&mut **tx).await?;
-        Ok(())
-    }
-
-    async fn archive(
-        tx: &mut Tx,
-        d: &Delivery,
-        outcome: &Outcome,
-        event_id: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let (reason, detail) = outcome_reason(outcome);
-        sqlx::query(
-            "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body, body_sha256, event, appid,
-                                     room_id, room_session_id, outcome, reason, detail, event_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(d.received_at)
-        .bind(&d.remote_addr)
-        .bind(&d.endpoint)
-        .bind(&d.content_type)
-        .bind(d.body.as_ref())
-        .bind(&d.body_sha256)
-        .bind(&d.summary.event)
-        .bind(d.summary.appid.map(i64::from))
-        .bind(&d.summary.room_id)
-        .bind(&d.summary.room_session_id)
-        .bind(outcome.as_str())
-        .bind(reason)
-        .bind(detail)
-        .bind(event_id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 }
 
@@ -306,22 +56,9 @@ impl Store for PgStore {
     }
 
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let (outcome, event_id) = if Self::check_replay(&mut tx, delivery).await? {
-            (Outcome::Rejected(replay_rejection()), None)
-        } else {
-            match &delivery.verdict {
-                Verdict::Rejected(r) => (Outcome::Rejected(r.clone()), None),
-                Verdict::Ignored { .. } => (Outcome::Ignored, None),
-                Verdict::Accepted(event) => {
-                    let (outcome, id) =
-                        Self::store_event(&mut tx, event, delivery.received_at).await?;
-                    (outcome, Some(id))
-                }
-            }
-        };
-        Self::archive(&mut tx, delivery, &outcome, event_id).await?;
-        tx.commit().await?;
+        let mut tx = PgWrite(self.pool.begin().await?);
+        let outcome = record(&mut tx, delivery).await?;
+        tx.0.commit().await?;
         Ok(outcome)
     }
 
@@ -350,23 +87,24 @@ impl Store for PgStore {
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
         let appid = i64::from(appid);
         let events: Vec<EventRecord> = sqlx::query_as(
-            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname, user_role,
-                    login_at, reason, creator, room_name, content_sha256
+            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
+                    user_role, login_at, reason, creator, room_name, content_sha256
              FROM events WHERE appid = $1",
         )
         .bind(appid)
         .fetch_all(&self.pool)
         .await?;
         let sessions: Vec<SessionRecord> = sqlx::query_as(
-            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason, first_event_at, started_at
+            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
+                    first_event_at, started_at
              FROM room_sessions WHERE appid = $1",
         )
         .bind(appid)
         .fetch_all(&self.pool)
         .await?;
         let intervals: Vec<IntervalRecord> = sqlx::query_as(
-            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id, user_nickname, user_role,
-                    logout_reason, duration_ms
+            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
+                    user_nickname, user_role, logout_reason, duration_ms
              FROM presence_intervals WHERE appid = $1",
         )
         .bind(appid)
@@ -378,5 +116,250 @@ impl Store for PgStore {
             intervals,
         }
         .sorted())
+    }
+}
+
+/// The write path's statements on an open PostgreSQL transaction.
+struct PgWrite(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl WriteTx for PgWrite {
+    async fn claim_replay_key(
+        &mut self,
+        key: &ReplayKey,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields the
+        // first body's digest in the same round trip.
+        Ok(sqlx::query_scalar(
+            "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (sent_timestamp, nonce, signature)
+             DO UPDATE SET body_sha256 = replay_guard.body_sha256
+             RETURNING body_sha256",
+        )
+        .bind(&key.timestamp)
+        .bind(&key.nonce)
+        .bind(&key.signature)
+        .bind(body_sha256)
+        .bind(at)
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn lock_presence_group(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
+        // A hash collision only makes two unrelated groups wait for each other.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(c.presence_group_key())
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_event(
+        &mut self,
+        c: &EventColumns<'_>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
+                                 user_account, session_id, user_nickname, user_role, login_at, reason,
+                                 creator, room_name, content_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT DO NOTHING
+             RETURNING id",
+        )
+        .bind(c.event)
+        .bind(c.appid)
+        .bind(c.room_id)
+        .bind(&c.room_session_id)
+        .bind(c.event_at)
+        .bind(received_at)
+        .bind(c.user_account)
+        .bind(c.session_id)
+        .bind(c.user_nickname)
+        .bind(c.user_role)
+        .bind(c.login_at)
+        .bind(c.reason)
+        .bind(c.creator)
+        .bind(c.room_name)
+        .bind(c.content_sha256)
+        .fetch_optional(&mut *self.0)
+        .await?)
+    }
+
+    async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError> {
+        // Logins and logouts are identified by user, session and time too;
+        // for creates and closes those are NULL and not part of the identity.
+        Ok(sqlx::query_as(
+            "SELECT id, content_sha256 FROM events
+             WHERE event = $1 AND appid = $2 AND room_session_id = $3
+               AND ($4::text IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
+        )
+        .bind(c.event)
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.user_account)
+        .bind(c.session_id)
+        .bind(c.event_at)
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
+        let (created_at, closed_at, close_reason) = c.session_fields();
+        // At most one create and one close are ever stored per session, so
+        // COALESCE and LEAST give the same row in every arrival order.
+        sqlx::query(
+            "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
+                                        closed_at, close_reason, first_event_at, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($4, $8))
+             ON CONFLICT (appid, room_session_id) DO UPDATE SET
+                room_id = LEAST(room_sessions.room_id, excluded.room_id),
+                created_at = COALESCE(room_sessions.created_at, excluded.created_at),
+                creator = COALESCE(room_sessions.creator, excluded.creator),
+                closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
+                close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
+                first_event_at = LEAST(room_sessions.first_event_at, excluded.first_event_at),
+                started_at = COALESCE(room_sessions.created_at, excluded.created_at,
+                                      LEAST(room_sessions.first_event_at, excluded.first_event_at))",
+        )
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.room_id)
+        .bind(created_at)
+        .bind(c.creator)
+        .bind(closed_at)
+        .bind(close_reason)
+        .bind(c.event_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (appid, room_session_id) DO NOTHING",
+        )
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.room_id)
+        .bind(c.event_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn widen_session(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
+        // The WHERE makes this lock the row only when something changes.
+        sqlx::query(
+            "UPDATE room_sessions SET
+                room_id = LEAST(room_id, $3),
+                first_event_at = LEAST(first_event_at, $4),
+                started_at = COALESCE(created_at, LEAST(first_event_at, $4))
+             WHERE appid = $1 AND room_session_id = $2 AND (first_event_at > $4 OR room_id > $3)",
+        )
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.room_id)
+        .bind(c.event_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn presence_group(
+        &mut self,
+        c: &EventColumns<'_>,
+    ) -> Result<Vec<GroupEventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, event, event_at, login_at, reason, room_id, user_nickname, user_role
+             FROM events
+             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4
+               AND event IN ('room_login', 'room_logout')",
+        )
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.user_account)
+        .bind(c.session_id)
+        .fetch_all(&mut *self.0)
+        .await?)
+    }
+
+    async fn replace_presence(
+        &mut self,
+        c: &EventColumns<'_>,
+        intervals: Vec<PresenceInterval>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM presence_intervals
+             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4",
+        )
+        .bind(c.appid)
+        .bind(&c.room_session_id)
+        .bind(c.user_account)
+        .bind(c.session_id)
+        .execute(&mut *self.0)
+        .await?;
+        if intervals.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id, room_id,
+                user_nickname, user_role, login_at, logout_at, logout_reason, duration_ms,
+                login_event_id, logout_event_id) ",
+        );
+        insert.push_values(intervals, |mut row, i| {
+            row.push_bind(c.appid)
+                .push_bind(c.room_session_id.clone())
+                .push_bind(c.user_account)
+                .push_bind(c.session_id)
+                .push_bind(i.room_id)
+                .push_bind(i.user_nickname)
+                .push_bind(i.user_role)
+                .push_bind(i.login_at.map(|t| t.to_utc()))
+                .push_bind(i.logout_at.map(|t| t.to_utc()))
+                .push_bind(i.logout_reason)
+                .push_bind(i.duration_ms)
+                .push_bind(i.login_event_id)
+                .push_bind(i.logout_event_id);
+        });
+        insert.build().execute(&mut *self.0).await?;
+        Ok(())
+    }
+
+    async fn archive(
+        &mut self,
+        d: &Delivery,
+        outcome: &Outcome,
+        event_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (reason, detail) = outcome_reason(outcome);
+        sqlx::query(
+            "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body, body_sha256,
+                                     event, appid, room_id, room_session_id, outcome, reason, detail,
+                                     event_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(d.received_at)
+        .bind(&d.remote_addr)
+        .bind(&d.endpoint)
+        .bind(&d.content_type)
+        .bind(d.body.as_ref())
+        .bind(&d.body_sha256)
+        .bind(&d.summary.event)
+        .bind(d.summary.appid.map(i64::from))
+        .bind(&d.summary.room_id)
+        .bind(&d.summary.room_session_id)
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(detail)
+        .bind(event_id)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 }
