@@ -119,3 +119,30 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(std::iter::from_fn(|| next_line().ok()).any(|l| l.contains("shut down cleanly")));
 }
+
+#[test]
+fn migrate_creates_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested/dir/m.db");
+    let out = command(dir.path())
+        .arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("migrations applied"));
+    assert!(db.exists());
+}
+
+#[test]
+fn an_unusable_database_url_is_named_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", "s")
+        .env("DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
