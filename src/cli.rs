@@ -68,10 +68,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         body_limit_bytes = config.body_limit,
         "zego-room-tracker listening"
     );
+    if config.api_tokens.is_empty() {
+        tracing::warn!(
+            "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine"
+        );
+    }
     let state = http::AppState {
         store,
         verify: config.verify.into(),
         body_limit: config.body_limit,
+        api_tokens: config.api_tokens.into(),
     };
     http::serve(listener, state, shutdown_signal())
         .await

@@ -76,6 +76,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ZEGO_APP_SECRETS", hide_env_values = true)]
     pub zego_app_secrets: Option<String>,
 
+    /// Bearer tokens for the query API (`/api/v1`), comma-separated. Unset:
+    /// the query API answers only clients on this machine.
+    #[arg(long, env = "API_TOKENS", hide_env_values = true)]
+    pub api_tokens: Option<String>,
+
     /// How far (seconds) a callback's `timestamp` may be from this server's
     /// clock; 0 turns the check off. Keep it above ZEGO's 62 s retry span.
     #[arg(long, env = "TIMESTAMP_TOLERANCE_SECS", default_value_t = 300)]
@@ -99,6 +104,7 @@ pub struct ServeConfig {
     pub listen_addr: SocketAddr,
     pub verify: VerifyPolicy,
     pub body_limit: usize,
+    pub api_tokens: Vec<Secret>,
 }
 
 /// A setting that stops startup.
@@ -130,6 +136,9 @@ impl ServeArgs {
                     .then(|| Duration::from_secs(self.timestamp_tolerance_secs)),
             },
             body_limit: usize::try_from(self.body_limit_bytes).expect("range-checked to 16 MiB"),
+            api_tokens: split_list(self.api_tokens.as_deref())
+                .map(Secret::new)
+                .collect(),
         })
     }
 }

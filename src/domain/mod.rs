@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod event;
+pub mod occupancy;
 pub mod presence;
 pub mod reason;
 

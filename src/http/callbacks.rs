@@ -16,7 +16,26 @@ use super::error::ApiError;
 use crate::domain::{EventKind, Outcome};
 use crate::ingest::{self, RawCallback};
 
-/// `POST /callbacks/{event}`: the body's `event`, if any, must match.
+/// The answer to an accepted delivery.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ack {
+    /// `stored`, `duplicate`, `conflict` (same identity, other content; the
+    /// first copy stays) or `ignored` (a signed event we do not model).
+    pub status: String,
+}
+
+/// One ZEGO callback type; the body's `event`, if any, must match the path.
+/// Body: JSON, the JSON URL-encoded as a whole, or form fields, signed by ZEGO.
+#[utoipa::path(post, path = "/callbacks/{event}", tag = "callbacks",
+    params(("event" = String, Path, description = "room_create, room_close, room_login or room_logout")),
+    request_body(description = "ZEGO's callback fields",
+                 content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "Committed (or ignored)", body = Ack),
+               (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::api::ErrorBody),
+               (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
+               (status = 404, description = "Unknown event path", body = super::api::ErrorBody),
+               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::api::ErrorBody),
+               (status = 503, description = "Database unavailable; retry", body = super::api::ErrorBody)))]
 pub async fn receive_typed(
     State(state): State<AppState>,
     Path(event): Path<String>,
@@ -28,7 +47,15 @@ pub async fn receive_typed(
     receive(&state, Some(kind), raw.0).await
 }
 
-/// `POST /callbacks`: the event is taken from the body.
+/// Any ZEGO callback; the event is taken from the body's `event`.
+#[utoipa::path(post, path = "/callbacks", tag = "callbacks",
+    request_body(description = "ZEGO's callback fields",
+                 content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "Committed (or ignored)", body = Ack),
+               (status = 400, description = "Malformed, missing or invalid field", body = super::api::ErrorBody),
+               (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
+               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::api::ErrorBody),
+               (status = 503, description = "Database unavailable; retry", body = super::api::ErrorBody)))]
 pub async fn receive_any(
     State(state): State<AppState>,
     raw: RawBody,

@@ -1,8 +1,10 @@
 //! The HTTP surface: router, shared state, and the server loop.
 
+pub mod api;
 mod callbacks;
 pub mod error;
 mod health;
+pub mod openapi;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::ingest::VerifyPolicy;
 use crate::store::Store;
+use crate::zego::Secret;
 use error::ApiError;
 
 /// What every handler may use. Cheap to clone.
@@ -24,6 +27,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub verify: Arc<VerifyPolicy>,
     pub body_limit: usize,
+    /// Bearer tokens for `/api/v1`; empty means loopback clients only.
+    pub api_tokens: Arc<Vec<Secret>>,
 }
 
 /// The whole application as a router, for `serve` and for in-process tests.
@@ -33,6 +38,8 @@ pub fn app(state: AppState) -> Router {
         .route("/callbacks/{event}", post(callbacks::receive_typed))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .nest("/api/v1", api::router(state.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

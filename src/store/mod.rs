@@ -6,6 +6,7 @@ mod error;
 mod merge;
 mod model;
 mod postgres;
+pub mod query;
 mod recorder;
 mod sqlite;
 
@@ -22,6 +23,9 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{Delivery, Outcome};
+use query::{
+    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,41 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Closed sessions, newest close first.
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// Every lifecycle of `query.room_id`, newest first.
+    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// Sessions in state `open`, newest first.
+    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// The session(s) with this id: one per appid that knows it.
+    async fn find_sessions(
+        &self,
+        room_session_id: &str,
+        appid: Option<i64>,
+        include_admins: bool,
+    ) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// Closed sessions counted per close reason (and bucket).
+    async fn close_reason_counts(&self, query: &StatsQuery)
+    -> Result<Vec<ReasonCount>, StoreError>;
+
+    /// A session's presence intervals.
+    async fn participants(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<ParticipantRow>, StoreError>;
+
+    /// A session's events in ZEGO's time order.
+    async fn timeline(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<TimelineRow>, StoreError>;
 
     /// Every event, session and presence interval of one appid, in a
     /// canonical order: what "the same final state" means in tests and `rebuild`.

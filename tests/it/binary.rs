@@ -129,7 +129,11 @@ fn migrate_creates_the_schema_and_exits() {
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("migrations applied"));
     assert!(db.exists());
 }

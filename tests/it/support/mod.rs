@@ -89,6 +89,7 @@ impl TestApp {
             store: store.clone(),
             verify: Arc::new(verify),
             body_limit: BODY_LIMIT,
+            api_tokens: Arc::new(Vec::new()),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {

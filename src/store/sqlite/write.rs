@@ -1,129 +1,20 @@
-//! PostgreSQL store. Concurrency comes from many replicas and connections,
-//! so every statement is safe under READ COMMITTED: identity by unique
-//! indexes, session merges by upserts of commutative values, presence groups
-//! serialised by a transaction-scoped advisory lock.
+//! The write path's statements (Sqlite); the decisions are in `store::recorder`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use super::merge::{EventColumns, GroupEventRow, outcome_reason};
-use super::model::{
-    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
-};
-use super::recorder::{WriteTx, record};
-use super::{Backend, ConnectOptions, Store, StoreError};
 use crate::domain::presence::PresenceInterval;
 use crate::domain::{Delivery, Outcome, ReplayKey};
+use crate::store::StoreError;
+use crate::store::merge::{EventColumns, GroupEventRow, outcome_reason};
+use crate::store::recorder::WriteTx;
 
-pub struct PgStore {
-    pool: PgPool,
-}
-
-impl PgStore {
-    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<PgStore, StoreError> {
-        let timeout_ms = options.timeout.as_millis().to_string();
-        let connect: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([
-            // A stuck lock or statement fails fast (503) instead of holding ZEGO's connection.
-            ("statement_timeout", timeout_ms.as_str()),
-            ("lock_timeout", timeout_ms.as_str()),
-        ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.timeout)
-            .connect_lazy_with(connect);
-        Ok(PgStore { pool })
-    }
-}
+/// The write path's statements on an open SQLite transaction.
+pub(super) struct SqliteWrite(pub(super) Transaction<'static, Sqlite>);
 
 #[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
-        let mut tx = PgWrite(self.pool.begin().await?);
-        let outcome = record(&mut tx, delivery).await?;
-        tx.0.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM deliveries
-             WHERE ($1::text IS NULL OR outcome = $1)
-               AND ($2::timestamptz IS NULL OR received_at >= $2)
-               AND ($3::timestamptz IS NULL OR received_at < $3)
-               AND ($4::bigint IS NULL OR id < $4)
-             ORDER BY id DESC
-             LIMIT $5",
-        )
-        .bind(&filter.outcome)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.before_id)
-        .bind(filter.limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
-        let appid = i64::from(appid);
-        let events: Vec<EventRecord> = sqlx::query_as(
-            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
-                    user_role, login_at, reason, creator, room_name, content_sha256
-             FROM events WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRecord> = sqlx::query_as(
-            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
-                    first_event_at, started_at
-             FROM room_sessions WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        let intervals: Vec<IntervalRecord> = sqlx::query_as(
-            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
-                    user_nickname, user_role, logout_reason, duration_ms
-             FROM presence_intervals WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(AppSnapshot {
-            events,
-            sessions,
-            intervals,
-        }
-        .sorted())
-    }
-}
-
-/// The write path's statements on an open PostgreSQL transaction.
-struct PgWrite(Transaction<'static, Postgres>);
-
-#[async_trait]
-impl WriteTx for PgWrite {
+impl WriteTx for SqliteWrite {
     async fn claim_replay_key(
         &mut self,
         key: &ReplayKey,
@@ -148,12 +39,8 @@ impl WriteTx for PgWrite {
         .await?)
     }
 
-    async fn lock_presence_group(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        // A hash collision only makes two unrelated groups wait for each other.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(c.presence_group_key())
-            .execute(&mut *self.0)
-            .await?;
+    async fn lock_presence_group(&mut self, _: &EventColumns<'_>) -> Result<(), StoreError> {
+        // The single writer connection already serialises every transaction.
         Ok(())
     }
 
@@ -195,7 +82,7 @@ impl WriteTx for PgWrite {
         Ok(sqlx::query_as(
             "SELECT id, content_sha256 FROM events
              WHERE event = $1 AND appid = $2 AND room_session_id = $3
-               AND ($4::text IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
+               AND ($4 IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
         )
         .bind(c.event)
         .bind(c.appid)
@@ -210,20 +97,20 @@ impl WriteTx for PgWrite {
     async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
         let (created_at, closed_at, close_reason) = c.session_fields();
         // At most one create and one close are ever stored per session, so
-        // COALESCE and LEAST give the same row in every arrival order.
+        // COALESCE and min give the same row in every arrival order.
         sqlx::query(
             "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
                                         closed_at, close_reason, first_event_at, started_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($4, $8))
              ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                room_id = LEAST(room_sessions.room_id, excluded.room_id),
+                room_id = min(room_sessions.room_id, excluded.room_id),
                 created_at = COALESCE(room_sessions.created_at, excluded.created_at),
                 creator = COALESCE(room_sessions.creator, excluded.creator),
                 closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
                 close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
-                first_event_at = LEAST(room_sessions.first_event_at, excluded.first_event_at),
+                first_event_at = min(room_sessions.first_event_at, excluded.first_event_at),
                 started_at = COALESCE(room_sessions.created_at, excluded.created_at,
-                                      LEAST(room_sessions.first_event_at, excluded.first_event_at))",
+                                      min(room_sessions.first_event_at, excluded.first_event_at))",
         )
         .bind(c.appid)
         .bind(&c.room_session_id)
@@ -254,12 +141,12 @@ impl WriteTx for PgWrite {
     }
 
     async fn widen_session(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        // The WHERE makes this lock the row only when something changes.
+        // Only when something changes (PostgreSQL's reason; here it saves a write).
         sqlx::query(
             "UPDATE room_sessions SET
-                room_id = LEAST(room_id, $3),
-                first_event_at = LEAST(first_event_at, $4),
-                started_at = COALESCE(created_at, LEAST(first_event_at, $4))
+                room_id = min(room_id, $3),
+                first_event_at = min(first_event_at, $4),
+                started_at = COALESCE(created_at, min(first_event_at, $4))
              WHERE appid = $1 AND room_session_id = $2 AND (first_event_at > $4 OR room_id > $3)",
         )
         .bind(c.appid)
@@ -307,7 +194,7 @@ impl WriteTx for PgWrite {
         if intervals.is_empty() {
             return Ok(());
         }
-        let mut insert = QueryBuilder::<Postgres>::new(
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id, room_id,
                 user_nickname, user_role, login_at, logout_at, logout_reason, duration_ms,
                 login_event_id, logout_event_id) ",

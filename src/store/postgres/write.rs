@@ -1,146 +1,20 @@
-//! SQLite store: the zero-setup default. SQLite allows one writer at a time,
-//! so writes go through a pool of exactly one connection (no lock upgrades,
-//! no SQLITE_BUSY between our own requests) and reads through a separate pool.
-//! WAL journal with `synchronous = FULL`: a 2xx means the commit is on disk.
+//! The write path's statements (Postgres); the decisions are in `store::recorder`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 
-use super::merge::{EventColumns, GroupEventRow, outcome_reason};
-use super::model::{
-    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
-};
-use super::recorder::{WriteTx, record};
-use super::{Backend, ConnectOptions, Store, StoreError};
 use crate::domain::presence::PresenceInterval;
 use crate::domain::{Delivery, Outcome, ReplayKey};
+use crate::store::StoreError;
+use crate::store::merge::{EventColumns, GroupEventRow, outcome_reason};
+use crate::store::recorder::WriteTx;
 
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
-
-impl SqliteStore {
-    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<SqliteStore, StoreError> {
-        let connect: SqliteConnectOptions = url
-            .parse::<SqliteConnectOptions>()?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            // Waits this long for another process's lock (a backup, a second server), then 503.
-            .busy_timeout(options.timeout);
-        if let Some(dir) = connect
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-        }
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.timeout)
-            .connect_with(connect.clone())
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.timeout)
-            .connect_lazy_with(connect.read_only(true));
-        Ok(SqliteStore { writer, reader })
-    }
-}
+/// The write path's statements on an open PostgreSQL transaction.
+pub(super) struct PgWrite(pub(super) Transaction<'static, Postgres>);
 
 #[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite")
-            .run(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
-        // IMMEDIATE takes the write lock up front, so a lock held by another
-        // process is waited for (busy_timeout) rather than failing mid-way.
-        let mut tx = SqliteWrite(self.writer.begin_with("BEGIN IMMEDIATE").await?);
-        let outcome = record(&mut tx, delivery).await?;
-        tx.0.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM deliveries
-             WHERE ($1 IS NULL OR outcome = $1)
-               AND ($2 IS NULL OR received_at >= $2)
-               AND ($3 IS NULL OR received_at < $3)
-               AND ($4 IS NULL OR id < $4)
-             ORDER BY id DESC
-             LIMIT $5",
-        )
-        .bind(&filter.outcome)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.before_id)
-        .bind(filter.limit)
-        .fetch_all(&self.reader)
-        .await?)
-    }
-
-    async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
-        let appid = i64::from(appid);
-        let events: Vec<EventRecord> = sqlx::query_as(
-            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
-                    user_role, login_at, reason, creator, room_name, content_sha256
-             FROM events WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.reader)
-        .await?;
-        let sessions: Vec<SessionRecord> = sqlx::query_as(
-            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
-                    first_event_at, started_at
-             FROM room_sessions WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.reader)
-        .await?;
-        let intervals: Vec<IntervalRecord> = sqlx::query_as(
-            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
-                    user_nickname, user_role, logout_reason, duration_ms
-             FROM presence_intervals WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(AppSnapshot {
-            events,
-            sessions,
-            intervals,
-        }
-        .sorted())
-    }
-}
-
-/// The write path's statements on an open SQLite transaction.
-struct SqliteWrite(Transaction<'static, Sqlite>);
-
-#[async_trait]
-impl WriteTx for SqliteWrite {
+impl WriteTx for PgWrite {
     async fn claim_replay_key(
         &mut self,
         key: &ReplayKey,
@@ -165,8 +39,12 @@ impl WriteTx for SqliteWrite {
         .await?)
     }
 
-    async fn lock_presence_group(&mut self, _: &EventColumns<'_>) -> Result<(), StoreError> {
-        // The single writer connection already serialises every transaction.
+    async fn lock_presence_group(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
+        // A hash collision only makes two unrelated groups wait for each other.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(c.presence_group_key())
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 
@@ -208,7 +86,7 @@ impl WriteTx for SqliteWrite {
         Ok(sqlx::query_as(
             "SELECT id, content_sha256 FROM events
              WHERE event = $1 AND appid = $2 AND room_session_id = $3
-               AND ($4 IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
+               AND ($4::text IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
         )
         .bind(c.event)
         .bind(c.appid)
@@ -223,20 +101,20 @@ impl WriteTx for SqliteWrite {
     async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
         let (created_at, closed_at, close_reason) = c.session_fields();
         // At most one create and one close are ever stored per session, so
-        // COALESCE and min give the same row in every arrival order.
+        // COALESCE and LEAST give the same row in every arrival order.
         sqlx::query(
             "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
                                         closed_at, close_reason, first_event_at, started_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($4, $8))
              ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                room_id = min(room_sessions.room_id, excluded.room_id),
+                room_id = LEAST(room_sessions.room_id, excluded.room_id),
                 created_at = COALESCE(room_sessions.created_at, excluded.created_at),
                 creator = COALESCE(room_sessions.creator, excluded.creator),
                 closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
                 close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
-                first_event_at = min(room_sessions.first_event_at, excluded.first_event_at),
+                first_event_at = LEAST(room_sessions.first_event_at, excluded.first_event_at),
                 started_at = COALESCE(room_sessions.created_at, excluded.created_at,
-                                      min(room_sessions.first_event_at, excluded.first_event_at))",
+                                      LEAST(room_sessions.first_event_at, excluded.first_event_at))",
         )
         .bind(c.appid)
         .bind(&c.room_session_id)
@@ -267,12 +145,12 @@ impl WriteTx for SqliteWrite {
     }
 
     async fn widen_session(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        // Only when something changes (PostgreSQL's reason; here it saves a write).
+        // The WHERE makes this lock the row only when something changes.
         sqlx::query(
             "UPDATE room_sessions SET
-                room_id = min(room_id, $3),
-                first_event_at = min(first_event_at, $4),
-                started_at = COALESCE(created_at, min(first_event_at, $4))
+                room_id = LEAST(room_id, $3),
+                first_event_at = LEAST(first_event_at, $4),
+                started_at = COALESCE(created_at, LEAST(first_event_at, $4))
              WHERE appid = $1 AND room_session_id = $2 AND (first_event_at > $4 OR room_id > $3)",
         )
         .bind(c.appid)
@@ -320,7 +198,7 @@ impl WriteTx for SqliteWrite {
         if intervals.is_empty() {
             return Ok(());
         }
-        let mut insert = QueryBuilder::<Sqlite>::new(
+        let mut insert = QueryBuilder::<Postgres>::new(
             "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id, room_id,
                 user_nickname, user_role, login_at, logout_at, logout_reason, duration_ms,
                 login_event_id, logout_event_id) ",

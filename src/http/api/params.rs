@@ -1,0 +1,227 @@
+//! Query-string parameters of the query API, parsed strictly: every bad value
+//! is a 400 whose message names the parameter.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::http::error::ApiError;
+use crate::store::query::SessionKey;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// `Query<T>` whose rejection is our JSON 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))
+    }
+}
+
+/// `limit`: 1 to 1000, default 50.
+pub fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}, not {raw:?}"),
+            )
+        })
+}
+
+/// A time: RFC 3339 (`2024-05-01T00:00:00Z`) or Unix epoch milliseconds.
+pub fn time(name: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let parsed = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        raw.parse::<i64>()
+            .ok()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+    } else {
+        DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::invalid_parameter(
+            name,
+            format!(
+                "must be an RFC 3339 time (2024-05-01T00:00:00Z) or Unix milliseconds, not {raw:?}"
+            ),
+        )
+    })
+}
+
+/// `appid`: an unsigned 32-bit integer.
+pub fn appid(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.parse::<u32>().map(|a| Some(i64::from(a))).map_err(|_| {
+        ApiError::invalid_parameter(
+            "appid",
+            format!("must be an unsigned 32-bit integer, not {raw:?}"),
+        )
+    })
+}
+
+/// A comma-separated list of integer codes, e.g. `close_reason=1,2`.
+pub fn codes(name: &'static str, raw: Option<&str>) -> Result<Vec<i64>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(|part| {
+            part.trim().parse::<i64>().map_err(|_| {
+                ApiError::invalid_parameter(
+                    name,
+                    format!("must be comma-separated integers, not {raw:?}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `true` or `false`; absent is false.
+pub fn flag(name: &'static str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::invalid_parameter(
+            name,
+            format!("must be true or false, not {other:?}"),
+        )),
+    }
+}
+
+/// A half-open time range `[from, to)`; either end may be open.
+pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `from` and `to`; an empty or inverted range is a 400.
+pub fn range(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
+    let (from, to) = (time("from", from)?, time("to", to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(ApiError::invalid_parameter(
+            "to",
+            "must be later than `from`",
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Opaque cursors: hex of a small text, so clients treat them as tokens.
+pub fn encode_session_cursor(key: &SessionKey) -> String {
+    hex::encode(format!(
+        "s1:{}:{}:{}",
+        key.at.timestamp_micros(),
+        key.appid,
+        key.room_session_id
+    ))
+}
+
+pub fn session_cursor(raw: Option<&str>) -> Result<Option<SessionKey>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let decoded = hex::decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    let key = decoded.as_deref().and_then(|text| {
+        let mut parts = text.strip_prefix("s1:")?.splitn(3, ':');
+        let at = Utc.timestamp_micros(parts.next()?.parse().ok()?).single()?;
+        let appid = parts.next()?.parse().ok()?;
+        let room_session_id = parts.next()?.to_owned();
+        Some(SessionKey {
+            at,
+            appid,
+            room_session_id,
+        })
+    });
+    key.map(Some).ok_or_else(bad_cursor)
+}
+
+pub fn encode_id_cursor(id: i64) -> String {
+    hex::encode(format!("d1:{id}"))
+}
+
+pub fn id_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    hex::decode(raw)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| text.strip_prefix("d1:")?.parse().ok())
+        .map(Some)
+        .ok_or_else(bad_cursor)
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::invalid_parameter(
+        "cursor",
+        "is not a cursor this endpoint returned; start again without it",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_1_to_1000_are_refused() {
+        assert_eq!(limit(None).unwrap(), 50);
+        assert_eq!(limit(Some("1000")).unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "x"] {
+            assert!(limit(Some(bad)).unwrap_err().message.contains("limit"));
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_epoch_millis() {
+        let a = time("from", Some("2017-07-10T08:56:29.909Z"))
+            .unwrap()
+            .unwrap();
+        let b = time("from", Some("1499676989909")).unwrap().unwrap();
+        assert_eq!(a, b);
+        assert!(time("from", Some("yesterday")).is_err());
+        assert!(range(Some("2"), Some("1")).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let key = SessionKey {
+            at: Utc.timestamp_millis_opt(1_499_676_989_909).unwrap(),
+            appid: 7,
+            room_session_id: "18446744073709551615".into(),
+        };
+        assert_eq!(
+            session_cursor(Some(&encode_session_cursor(&key))).unwrap(),
+            Some(key)
+        );
+        assert_eq!(id_cursor(Some(&encode_id_cursor(42))).unwrap(), Some(42));
+        assert!(session_cursor(Some("zz")).is_err());
+        assert!(
+            id_cursor(Some(&encode_session_cursor(&SessionKey {
+                at: Utc::now(),
+                appid: 1,
+                room_session_id: "1".into()
+            })))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn codes_and_flags() {
+        assert_eq!(codes("close_reason", Some("1, 2")).unwrap(), vec![1, 2]);
+        assert!(codes("close_reason", Some("1,x")).is_err());
+        assert!(flag("include_admins", Some("yes")).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Room lists: closed rooms (JSON or CSV), one room's history, open rooms.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::csv_export;
+use super::params::{self, ApiQuery};
+use super::views::{Page, SessionView};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::store::query::{ClosedQuery, SessionKey, SessionListQuery, SessionRow};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClosedParams {
+    /// Only this app.
+    pub appid: Option<String>,
+    /// Only this room id.
+    pub room_id: Option<String>,
+    /// Comma-separated close reason codes, e.g. `1,2`.
+    pub close_reason: Option<String>,
+    /// Closed at or after: RFC 3339 or Unix milliseconds.
+    pub from: Option<String>,
+    /// Closed before (exclusive).
+    pub to: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<String>,
+    /// Count admin users (role 4) in `unique_users`.
+    pub include_admins: Option<String>,
+}
+
+/// Closed room sessions, newest close first.
+#[utoipa::path(get, path = "/api/v1/rooms/closed", tag = "rooms", params(ClosedParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of closed sessions (or CSV)", body = Page<SessionView>),
+               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+pub async fn list_closed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<ClosedParams>,
+) -> Result<Response, ApiError> {
+    let (from, to) = params::range(p.from.as_deref(), p.to.as_deref())?;
+    let limit = params::limit(p.limit.as_deref())?;
+    let query = ClosedQuery {
+        appid: params::appid(p.appid.as_deref())?,
+        room_id: p.room_id.clone(),
+        close_reasons: params::codes("close_reason", p.close_reason.as_deref())?,
+        from,
+        to,
+        after: params::session_cursor(p.cursor.as_deref())?,
+        limit: limit + 1,
+        include_admins: params::flag("include_admins", p.include_admins.as_deref())?,
+    };
+    if csv_export::wanted(p.format.as_deref(), &headers)? {
+        let whole = p.limit.is_none() && p.cursor.is_none();
+        return csv_export::closed(state.store.clone(), query, limit, whole).await;
+    }
+    let rows = state.store.list_closed(&query).await?;
+    Ok(Json(page(rows, limit, closed_key)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionListParams {
+    /// Only this app.
+    pub appid: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Count admin users (role 4) in `unique_users`.
+    pub include_admins: Option<String>,
+}
+
+impl SessionListParams {
+    fn query(&self, room_id: Option<String>) -> Result<(SessionListQuery, i64), ApiError> {
+        let limit = params::limit(self.limit.as_deref())?;
+        let query = SessionListQuery {
+            appid: params::appid(self.appid.as_deref())?,
+            room_id,
+            after: params::session_cursor(self.cursor.as_deref())?,
+            limit: limit + 1,
+            include_admins: params::flag("include_admins", self.include_admins.as_deref())?,
+        };
+        Ok((query, limit))
+    }
+}
+
+/// Every lifecycle of one room id, newest first, with its state.
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/sessions", tag = "rooms",
+    params(("room_id" = String, Path, description = "The room id"), SessionListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of sessions", body = Page<SessionView>),
+               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+pub async fn room_history(
+    State(state): State<AppState>,
+    Path(room_id): Path<String>,
+    ApiQuery(p): ApiQuery<SessionListParams>,
+) -> Result<Json<Page<SessionView>>, ApiError> {
+    let (query, limit) = p.query(Some(room_id))?;
+    let rows = state.store.room_history(&query).await?;
+    Ok(Json(page(rows, limit, started_key)))
+}
+
+/// Sessions seen (created or logged into) and not closed nor superseded.
+#[utoipa::path(get, path = "/api/v1/rooms/open", tag = "rooms", params(SessionListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of open sessions", body = Page<SessionView>),
+               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+pub async fn list_open(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<SessionListParams>,
+) -> Result<Json<Page<SessionView>>, ApiError> {
+    let (query, limit) = p.query(None)?;
+    let rows = state.store.open_sessions(&query).await?;
+    Ok(Json(page(rows, limit, started_key)))
+}
+
+/// Trims the look-ahead row (fetched as `limit + 1`) into a cursor.
+pub fn page(
+    mut rows: Vec<SessionRow>,
+    limit: i64,
+    key: fn(&SessionRow) -> SessionKey,
+) -> Page<SessionView> {
+    let limit = usize::try_from(limit).expect("limit is 1..=1000");
+    let next_cursor = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        params::encode_session_cursor(&key(rows.last().expect("limit >= 1")))
+    });
+    Page {
+        items: rows.into_iter().map(SessionView::from).collect(),
+        next_cursor,
+    }
+}
+
+pub fn closed_key(row: &SessionRow) -> SessionKey {
+    SessionKey {
+        at: row.closed_at.expect("closed sessions have closed_at"),
+        appid: row.appid,
+        room_session_id: row.room_session_id.clone(),
+    }
+}
+
+fn started_key(row: &SessionRow) -> SessionKey {
+    SessionKey {
+        at: row.started_at,
+        appid: row.appid,
+        room_session_id: row.room_session_id.clone(),
+    }
+}

@@ -1,0 +1,116 @@
+//! The correlation view: one room session with everyone who was in it.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::params::{self, ApiQuery};
+use super::views::{ParticipantView, SessionDetail, SessionView, TimelineEntry};
+use crate::domain::ADMIN_ROLE;
+use crate::domain::RoomSessionId;
+use crate::domain::occupancy::{Stay, peak_concurrent_users};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::store::query::ParticipantRow;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetailParams {
+    /// Which app's session, when the id is known under several.
+    pub appid: Option<String>,
+    /// Count admin users (role 4) in `unique_users` and `peak_concurrent_users`.
+    pub include_admins: Option<String>,
+}
+
+/// A session joined with every login and logout whose `room_seq` equals it.
+#[utoipa::path(get, path = "/api/v1/sessions/{room_session_id}", tag = "sessions",
+    params(("room_session_id" = String, Path, description = "Decimal room_session_id (= room_seq)"), DetailParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The session", body = SessionDetail),
+               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = super::ErrorBody),
+               (status = 404, description = "Unknown session", body = super::ErrorBody),
+               (status = 409, description = "Known under several appids; add `appid`", body = super::ErrorBody)))]
+pub async fn session_detail(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    ApiQuery(p): ApiQuery<DetailParams>,
+) -> Result<Json<SessionDetail>, ApiError> {
+    let id: RoomSessionId = raw_id.parse().map_err(|_| {
+        ApiError::invalid_parameter(
+            "room_session_id",
+            format!("must be an unsigned 64-bit integer, not {raw_id:?}"),
+        )
+    })?;
+    let id = id.to_string();
+    let appid = params::appid(p.appid.as_deref())?;
+    let include_admins = params::flag("include_admins", p.include_admins.as_deref())?;
+
+    let mut found = state
+        .store
+        .find_sessions(&id, appid, include_admins)
+        .await?;
+    let session = match found.len() {
+        0 => {
+            return Err(ApiError::not_found(format!(
+                "no room session {id} is known"
+            )));
+        }
+        1 => found.remove(0),
+        _ => {
+            let appids: Vec<String> = found.iter().map(|s| s.appid.to_string()).collect();
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous_room_session_id",
+                format!(
+                    "room session {id} is known under appids {}; add ?appid=",
+                    appids.join(", ")
+                ),
+            ));
+        }
+    };
+    let (participants, timeline) = tokio::try_join!(
+        state.store.participants(session.appid, &id),
+        state.store.timeline(session.appid, &id),
+    )?;
+    let end = session.closed_at.unwrap_or_else(Utc::now);
+    let peak = peak(
+        &participants,
+        include_admins,
+        session.started_at.timestamp_millis(),
+        end.timestamp_millis(),
+    );
+    Ok(Json(SessionDetail {
+        session: SessionView::from(session),
+        peak_concurrent_users: peak,
+        participants: participants
+            .into_iter()
+            .map(ParticipantView::from)
+            .collect(),
+        timeline: timeline.into_iter().map(TimelineEntry::from).collect(),
+    }))
+}
+
+/// Admins are users any of whose intervals carries role 4.
+fn peak(participants: &[ParticipantRow], include_admins: bool, start_ms: i64, end_ms: i64) -> i64 {
+    let admins: HashSet<&str> = participants
+        .iter()
+        .filter(|p| p.user_role == Some(ADMIN_ROLE))
+        .map(|p| p.user_account.as_str())
+        .collect();
+    let stays: Vec<Stay<'_>> = participants
+        .iter()
+        .filter(|p| include_admins || !admins.contains(p.user_account.as_str()))
+        .map(|p| Stay {
+            user: &p.user_account,
+            from_ms: p.login_at.map(|t| t.timestamp_millis()),
+            until_ms: p.logout_at.map(|t| t.timestamp_millis()),
+        })
+        .collect();
+    peak_concurrent_users(&stays, start_ms, end_ms)
+}

@@ -1,0 +1,167 @@
+//! PostgreSQL store. Concurrency comes from many replicas and connections,
+//! so every statement is safe under READ COMMITTED: identity by unique
+//! indexes, session merges by upserts of commutative values, presence groups
+//! serialised by a transaction-scoped advisory lock.
+
+mod read;
+mod write;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::domain::{Delivery, Outcome};
+use crate::store::model::{
+    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
+};
+use crate::store::query::{
+    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+};
+use crate::store::recorder::record;
+use crate::store::{Backend, ConnectOptions, Store, StoreError};
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<PgStore, StoreError> {
+        let timeout_ms = options.timeout.as_millis().to_string();
+        let connect: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([
+            // A stuck lock or statement fails fast (503) instead of holding ZEGO's connection.
+            ("statement_timeout", timeout_ms.as_str()),
+            ("lock_timeout", timeout_ms.as_str()),
+        ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.timeout)
+            .connect_lazy_with(connect);
+        Ok(PgStore { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
+        let mut tx = write::PgWrite(self.pool.begin().await?);
+        let outcome = record(&mut tx, delivery).await?;
+        tx.0.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM deliveries
+             WHERE ($1::text IS NULL OR outcome = $1)
+               AND ($2::timestamptz IS NULL OR received_at >= $2)
+               AND ($3::timestamptz IS NULL OR received_at < $3)
+               AND ($4::bigint IS NULL OR id < $4)
+             ORDER BY id DESC
+             LIMIT $5",
+        )
+        .bind(&filter.outcome)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.before_id)
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::list_closed(&self.pool, query).await
+    }
+
+    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::room_history(&self.pool, query).await
+    }
+
+    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::open_sessions(&self.pool, query).await
+    }
+
+    async fn find_sessions(
+        &self,
+        room_session_id: &str,
+        appid: Option<i64>,
+        include_admins: bool,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        read::find_sessions(&self.pool, room_session_id, appid, include_admins).await
+    }
+
+    async fn close_reason_counts(
+        &self,
+        query: &StatsQuery,
+    ) -> Result<Vec<ReasonCount>, StoreError> {
+        read::close_reason_counts(&self.pool, query).await
+    }
+
+    async fn participants(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<ParticipantRow>, StoreError> {
+        read::participants(&self.pool, appid, room_session_id).await
+    }
+
+    async fn timeline(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        read::timeline(&self.pool, appid, room_session_id).await
+    }
+
+    async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
+        let appid = i64::from(appid);
+        let events: Vec<EventRecord> = sqlx::query_as(
+            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
+                    user_role, login_at, reason, creator, room_name, content_sha256
+             FROM events WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.pool)
+        .await?;
+        let sessions: Vec<SessionRecord> = sqlx::query_as(
+            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
+                    first_event_at, started_at
+             FROM room_sessions WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.pool)
+        .await?;
+        let intervals: Vec<IntervalRecord> = sqlx::query_as(
+            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
+                    user_nickname, user_role, logout_reason, duration_ms
+             FROM presence_intervals WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(AppSnapshot {
+            events,
+            sessions,
+            intervals,
+        }
+        .sorted())
+    }
+}

@@ -1,0 +1,184 @@
+//! SQLite store: the zero-setup default. SQLite allows one writer at a time,
+//! so writes go through a pool of exactly one connection (no lock upgrades,
+//! no SQLITE_BUSY between our own requests) and reads through a separate pool.
+//! WAL journal with `synchronous = FULL`: a 2xx means the commit is on disk.
+
+mod read;
+mod write;
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::domain::{Delivery, Outcome};
+use crate::store::model::{
+    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
+};
+use crate::store::query::{
+    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+};
+use crate::store::recorder::record;
+use crate::store::{Backend, ConnectOptions, Store, StoreError};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<SqliteStore, StoreError> {
+        let connect: SqliteConnectOptions = url
+            .parse::<SqliteConnectOptions>()?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            // Waits this long for another process's lock (a backup, a second server), then 503.
+            .busy_timeout(options.timeout);
+        if let Some(dir) = connect
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.timeout)
+            .connect_with(connect.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.timeout)
+            .connect_lazy_with(connect.read_only(true));
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
+        // IMMEDIATE takes the write lock up front, so a lock held by another
+        // process is waited for (busy_timeout) rather than failing mid-way.
+        let mut tx = write::SqliteWrite(self.writer.begin_with("BEGIN IMMEDIATE").await?);
+        let outcome = record(&mut tx, delivery).await?;
+        tx.0.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM deliveries
+             WHERE ($1 IS NULL OR outcome = $1)
+               AND ($2 IS NULL OR received_at >= $2)
+               AND ($3 IS NULL OR received_at < $3)
+               AND ($4 IS NULL OR id < $4)
+             ORDER BY id DESC
+             LIMIT $5",
+        )
+        .bind(&filter.outcome)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.before_id)
+        .bind(filter.limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::list_closed(&self.reader, query).await
+    }
+
+    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::room_history(&self.reader, query).await
+    }
+
+    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+        read::open_sessions(&self.reader, query).await
+    }
+
+    async fn find_sessions(
+        &self,
+        room_session_id: &str,
+        appid: Option<i64>,
+        include_admins: bool,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        read::find_sessions(&self.reader, room_session_id, appid, include_admins).await
+    }
+
+    async fn close_reason_counts(
+        &self,
+        query: &StatsQuery,
+    ) -> Result<Vec<ReasonCount>, StoreError> {
+        read::close_reason_counts(&self.reader, query).await
+    }
+
+    async fn participants(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<ParticipantRow>, StoreError> {
+        read::participants(&self.reader, appid, room_session_id).await
+    }
+
+    async fn timeline(
+        &self,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        read::timeline(&self.reader, appid, room_session_id).await
+    }
+
+    async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
+        let appid = i64::from(appid);
+        let events: Vec<EventRecord> = sqlx::query_as(
+            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
+                    user_role, login_at, reason, creator, room_name, content_sha256
+             FROM events WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.reader)
+        .await?;
+        let sessions: Vec<SessionRecord> = sqlx::query_as(
+            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
+                    first_event_at, started_at
+             FROM room_sessions WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.reader)
+        .await?;
+        let intervals: Vec<IntervalRecord> = sqlx::query_as(
+            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
+                    user_nickname, user_role, logout_reason, duration_ms
+             FROM presence_intervals WHERE appid = $1",
+        )
+        .bind(appid)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(AppSnapshot {
+            events,
+            sessions,
+            intervals,
+        }
+        .sorted())
+    }
+}
