@@ -394,7 +394,7 @@ async fn per_app_secrets_and_rotation(backend: Backend) {
     let mut per_app = std::collections::HashMap::new();
     per_app.insert(7, vec![Secret::new("app7-old"), Secret::new("app7-new")]);
     verify.secrets = SecretBook::new(vec![Secret::new(SECRET), Secret::new("rotated")], per_app);
-    let app = TestApp::with_store(store, db, verify).await;
+    let app = TestApp::with_store(store, db, verify, Vec::new()).await;
     let mut seven = fixture("room_close.json");
     seven.insert("appid".into(), json!(7));
     for (secret, expected) in [("app7-new", "stored"), ("app7-old", "duplicate")] {

@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test, with its location: what tests want.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod binary;
 mod ingestion;
 mod ordering;

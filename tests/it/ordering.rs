@@ -6,68 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::{Map, Value, json};
-use zego_room_tracker::domain::EventKind;
 use zego_room_tracker::store::{AppSnapshot, Backend, Store};
 
+use crate::support::callbacks::*;
 use crate::support::*;
-
-const T0: i64 = 1_700_000_000_000;
-
-/// One callback body (unsigned) and its kind.
-type Callback = (EventKind, Map<String, Value>);
-
-fn callback(kind: EventKind, fields: Value) -> Callback {
-    let Value::Object(mut map) = fields else {
-        panic!("callback fields must be an object")
-    };
-    map.insert("event".into(), json!(kind.as_str()));
-    map.insert("room_id".into(), json!("room-1"));
-    (kind, map)
-}
-
-fn create(session: u64, at: i64) -> Callback {
-    callback(
-        EventKind::RoomCreate,
-        json!({"room_session_id": session, "room_create_time": at.to_string(), "id_name": "u0"}),
-    )
-}
-
-fn close(session: u64, at: i64, reason: i64) -> Callback {
-    callback(
-        EventKind::RoomClose,
-        json!({"room_session_id": session, "room_close_time": at.to_string(), "close_reason": reason}),
-    )
-}
-
-fn login(session: u64, user: &str, sid: &str, at: i64, role: i64) -> Callback {
-    callback(
-        EventKind::RoomLogin,
-        json!({"room_seq": session.to_string(), "user_account": user, "user_nickname": format!("nick-{user}"),
-               "session_id": sid, "login_time": at.to_string(), "user_role": role.to_string()}),
-    )
-}
-
-fn logout(session: u64, user: &str, sid: &str, at: i64, login_at: Option<i64>) -> Callback {
-    let mut fields = json!({"room_seq": session.to_string(), "user_account": user, "session_id": sid,
-                            "logout_time": at.to_string(), "reason": "1"});
-    if let Some(l) = login_at {
-        fields["login_time"] = json!(l.to_string());
-    }
-    callback(EventKind::RoomLogout, fields)
-}
-
-async fn ingest_all(store: &dyn Store, appid: u32, callbacks: &[Callback]) {
-    for (kind, fields) in callbacks {
-        let mut fields = fields.clone();
-        fields.insert("appid".into(), json!(appid));
-        let outcome = ingest_direct(store, &signed(fields), *kind).await;
-        assert!(
-            matches!(outcome.as_str(), "stored" | "duplicate"),
-            "{outcome:?} for {kind}"
-        );
-    }
-}
 
 /// The snapshot minus what legitimately differs between appids.
 async fn state(store: &dyn Store, appid: u32) -> AppSnapshot {

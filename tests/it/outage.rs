@@ -20,7 +20,7 @@ async fn postgres_outage_answers_503_and_the_retry_is_stored() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let app = TestApp::with_store(store, db, policy()).await;
+    let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
 
     let first = json_body(&signed(fixture("room_create.json")));
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Test helpers: a real server on a random port over a fresh database, ZEGO
 //! callbacks signed like ZEGO signs them, and the conformance macro.
 
+pub mod callbacks;
 pub mod db;
 pub mod proxy;
 
@@ -77,10 +78,15 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         let (store, db) = fresh_store(backend).await?;
-        Some(TestApp::with_store(store, db, policy()).await)
+        Some(TestApp::with_store(store, db, policy(), Vec::new()).await)
     }
 
-    pub async fn with_store(store: Arc<dyn Store>, db: TestDb, verify: VerifyPolicy) -> TestApp {
+    pub async fn with_store(
+        store: Arc<dyn Store>,
+        db: TestDb,
+        verify: VerifyPolicy,
+        api_tokens: Vec<Secret>,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -89,7 +95,7 @@ impl TestApp {
             store: store.clone(),
             verify: Arc::new(verify),
             body_limit: BODY_LIMIT,
-            api_tokens: Arc::new(Vec::new()),
+            api_tokens: Arc::new(api_tokens),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {
@@ -132,6 +138,21 @@ impl TestApp {
             .expect("request");
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET with headers; the status, response headers and body text.
+    pub async fn get_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.expect("body"))
     }
 
     pub async fn deliveries(&self) -> Vec<DeliveryRecord> {

@@ -1,0 +1,549 @@
+//! The query API over HTTP, on both backends: every endpoint, filter,
+//! pagination edge, CSV, auth, and the 400/404/409 cases.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use zego_room_tracker::store::Backend;
+use zego_room_tracker::zego::Secret;
+
+use crate::support::callbacks::*;
+use crate::support::*;
+use crate::{conformance, or_skip};
+
+/// Closed sessions 1..=n of room `room-<i % 3>`, closed at T0 + i minutes
+/// with reason i % 4, each created a minute earlier.
+async fn seed_closed(app: &TestApp, appid: u32, n: u64) {
+    let mut events = Vec::new();
+    for i in 1..=n {
+        let at = T0 + i as i64 * 60_000;
+        let room = format!("room-{}", i % 3);
+        events.push(in_room(create(i, at - 60_000), &room));
+        events.push(in_room(close(i, at, (i % 4) as i64), &room));
+    }
+    ingest_all(app.store.as_ref(), appid, &events).await;
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["room_session_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn closed_rooms_are_newest_first_with_every_field(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 3).await;
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[
+            login(3, "alice", "s", T0 + 130_000, 2),
+            login(3, "bot", "s", T0 + 130_000, 4),
+        ],
+    )
+    .await;
+    let (status, page) = app.get("/api/v1/rooms/closed").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&page), ["3", "2", "1"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    assert_eq!(
+        page["items"][0],
+        json!({
+            "appid": 1, "room_id": "room-0", "room_session_id": "3", "state": "closed",
+            "started_at": "2023-11-14T22:15:20.000Z", "created_at": "2023-11-14T22:15:20.000Z",
+            "closed_at": "2023-11-14T22:16:20.000Z", "close_reason": 3,
+            "close_reason_name": "last_user_kicked_out", "duration_ms": 60000, "creator": "u0",
+            "unique_users": 1
+        })
+    );
+    let (_, with_admins) = app
+        .get("/api/v1/rooms/closed?include_admins=true&limit=1")
+        .await;
+    assert_eq!(with_admins["items"][0]["unique_users"], 2);
+}
+
+async fn closed_rooms_filter_by_app_room_reason_and_half_open_time(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 8).await;
+    seed_closed(&app, 2, 2).await;
+    let get = |q: &'static str| {
+        let app = &app;
+        async move { ids(&app.get(&format!("/api/v1/rooms/closed?{q}")).await.1) }
+    };
+    assert_eq!(get("appid=2").await, ["2", "1"]);
+    assert_eq!(get("appid=1&room_id=room-1").await, ["7", "4", "1"]);
+    assert_eq!(get("appid=1&close_reason=1,2").await, ["6", "5", "2", "1"]);
+    // Closes at T0+2min (inclusive) up to T0+4min (exclusive), as ms and RFC 3339.
+    let from = T0 + 120_000;
+    assert_eq!(
+        get_owned(&app, &format!("appid=1&from={from}&to={}", from + 120_000)).await,
+        ["3", "2"]
+    );
+    assert_eq!(
+        get("appid=1&from=2023-11-14T22:16:20Z&to=2023-11-14T22:18:20.000Z").await,
+        ["4", "3"]
+    );
+}
+
+async fn get_owned(app: &TestApp, query: &str) -> Vec<String> {
+    ids(&app.get(&format!("/api/v1/rooms/closed?{query}")).await.1)
+}
+
+async fn pagination_covers_every_row_once_and_ends_with_a_null_cursor(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    // Empty.
+    let (_, empty) = app.get("/api/v1/rooms/closed?limit=2").await;
+    assert_eq!(
+        (ids(&empty).len(), &empty["next_cursor"]),
+        (0, &Value::Null)
+    );
+    // An exact multiple of the limit: the last full page has no next cursor.
+    seed_closed(&app, 1, 4).await;
+    let (_, first) = app.get("/api/v1/rooms/closed?limit=2").await;
+    assert_eq!(ids(&first), ["4", "3"]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(&format!("/api/v1/rooms/closed?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(&second), ["2", "1"]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    // A short last page.
+    let (_, first) = app.get("/api/v1/rooms/closed?limit=3").await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, last) = app
+        .get(&format!("/api/v1/rooms/closed?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        (ids(&last), &last["next_cursor"]),
+        (vec!["1".to_owned()], &Value::Null)
+    );
+}
+
+async fn closed_rooms_as_csv_stream_all_or_page_with_a_header_cursor(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 3).await;
+    let (status, headers, body) = app.get_raw("/api/v1/rooms/closed?format=csv", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "appid,room_id,room_session_id,close_reason,close_reason_name,closed_at,created_at,duration_ms,unique_users"
+    );
+    assert_eq!(
+        lines[1],
+        "1,room-0,3,3,last_user_kicked_out,2023-11-14T22:16:20.000Z,2023-11-14T22:15:20.000Z,60000,0"
+    );
+    assert_eq!(lines.len(), 4);
+    let (_, headers, body) = app
+        .get_raw("/api/v1/rooms/closed?limit=2", &[("accept", "text/csv")])
+        .await;
+    assert_eq!(body.lines().count(), 3);
+    let cursor = headers["x-next-cursor"].to_str().unwrap();
+    let (_, headers, body) = app
+        .get_raw(
+            &format!("/api/v1/rooms/closed?format=csv&limit=2&cursor={cursor}"),
+            &[],
+        )
+        .await;
+    assert_eq!(body.lines().nth(1).unwrap().split(',').nth(2), Some("1"));
+    assert!(headers.get("x-next-cursor").is_none());
+}
+
+async fn bad_parameters_are_400_naming_the_parameter(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for (path, param) in [
+        ("/api/v1/rooms/closed?limit=0", "limit"),
+        ("/api/v1/rooms/closed?limit=1001", "limit"),
+        ("/api/v1/rooms/closed?from=yesterday", "from"),
+        ("/api/v1/rooms/closed?from=2&to=1", "to"),
+        ("/api/v1/rooms/closed?cursor=nonsense", "cursor"),
+        ("/api/v1/rooms/closed?close_reason=x", "close_reason"),
+        ("/api/v1/rooms/closed?appid=-1", "appid"),
+        ("/api/v1/rooms/closed?format=xml", "format"),
+        ("/api/v1/stats/close-reasons?bucket=week", "bucket"),
+        ("/api/v1/rooms/open?include_admins=yes", "include_admins"),
+        ("/api/v1/deliveries?outcome=lost", "outcome"),
+        ("/api/v1/sessions/not-a-number", "room_session_id"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("`{param}`")),
+            "{path}: {body}"
+        );
+    }
+}
+
+async fn close_reason_stats_count_name_and_fill_empty_buckets(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    // Two closes in the first hour, none in the second, one in the third.
+    let events = [
+        close(1, T0, 1),
+        close(2, T0 + 1_000, 1),
+        close(3, T0 + 2 * 3_600_000 + 5, 7),
+    ];
+    ingest_all(app.store.as_ref(), 1, &events).await;
+    let (_, stats) = app.get("/api/v1/stats/close-reasons").await;
+    assert_eq!(stats["total"], 3);
+    assert!(stats.get("buckets").is_none());
+    let reasons = stats["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 5, "0-3 always, plus the unknown 7: {stats}");
+    assert_eq!(
+        reasons[1],
+        json!({"close_reason": 1, "name": "heartbeat_timeout", "count": 2})
+    );
+    assert_eq!(
+        reasons[4],
+        json!({"close_reason": 7, "name": "unknown", "count": 1})
+    );
+
+    let (_, hourly) = app.get("/api/v1/stats/close-reasons?bucket=hour").await;
+    let buckets = hourly["buckets"].as_array().unwrap();
+    let starts: Vec<&str> = buckets
+        .iter()
+        .map(|b| b["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2023-11-14T22:00:00.000Z",
+            "2023-11-14T23:00:00.000Z",
+            "2023-11-15T00:00:00.000Z"
+        ]
+    );
+    assert!(
+        buckets[1]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["count"] == 0)
+    );
+    assert_eq!(buckets[0]["reasons"][1]["count"], 2);
+    let (_, daily) = app
+        .get("/api/v1/stats/close-reasons?bucket=day&room_id=room-1")
+        .await;
+    assert_eq!(daily["buckets"].as_array().unwrap().len(), 2);
+    let (_, none) = app.get("/api/v1/stats/close-reasons?appid=2").await;
+    assert_eq!(none["total"], 0);
+
+    let (status, body) = app
+        .get("/api/v1/stats/close-reasons?bucket=hour&from=2020-01-01T00:00:00Z&to=2023-01-01T00:00:00Z")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("narrow"),
+        "{body}"
+    );
+}
+
+async fn room_history_shows_open_closed_and_superseded_lifecycles(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let events = [
+        create(1, T0),
+        close(1, T0 + 10, 0),
+        create(2, T0 + 100),                   // its close was lost
+        login(3, "alice", "s", T0 + 1_000, 2), // no create arrived
+        in_room(create(9, T0), "elsewhere"),
+    ];
+    ingest_all(app.store.as_ref(), 1, &events).await;
+    let (_, page) = app.get("/api/v1/rooms/room-1/sessions").await;
+    let states: Vec<(&str, &str)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["room_session_id"].as_str().unwrap(),
+                i["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("3", "open"), ("2", "superseded"), ("1", "closed")]
+    );
+    assert_eq!(page["items"][0]["created_at"], Value::Null);
+    assert_eq!(page["items"][0]["unique_users"], 1);
+    let (_, paged) = app.get("/api/v1/rooms/room-1/sessions?limit=2").await;
+    let cursor = paged["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(&format!(
+            "/api/v1/rooms/room-1/sessions?limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(ids(&rest), ["1"]);
+    let (_, unknown) = app.get("/api/v1/rooms/nobody-here/sessions").await;
+    assert_eq!(ids(&unknown).len(), 0);
+
+    let (_, open) = app.get("/api/v1/rooms/open").await;
+    assert_eq!(ids(&open), ["3", "9"]);
+}
+
+/// ZEGO's own out-of-order example (room user list): u1 logs in (c1), u2
+/// logs in (c2), u1 logs out (c3), u1 logs in again (c4); delivered as c1,
+/// c4, c2, c3. Plus create, close and an admin recorder.
+fn zego_user_list_scenario() -> Vec<Callback> {
+    vec![
+        create(77, T0),
+        login(77, "u1", "u1-a", T0 + 1_000, 2), // c1
+        login(77, "u2", "u2-a", T0 + 2_000, 2), // c2
+        logout(77, "u1", "u1-a", T0 + 5_000, Some(T0 + 1_000)), // c3
+        login(77, "u1", "u1-b", T0 + 6_000, 2), // c4
+        login(77, "rec", "rec-a", T0 + 500, 4),
+        logout(77, "u2", "u2-a", T0 + 9_000, Some(T0 + 2_000)),
+        close(77, T0 + 10_000, 0),
+    ]
+}
+
+async fn session_detail_correlates_participants_in_any_arrival_order(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let in_order = zego_user_list_scenario();
+    let [create, c1, c2, c3, c4, rec, u2_out, close] = in_order.clone().try_into().unwrap();
+    let scrambled = vec![close, c1, c4, u2_out, c2, rec, c3, create];
+    ingest_all(app.store.as_ref(), 1, &in_order).await;
+    ingest_all(app.store.as_ref(), 2, &scrambled).await;
+
+    let (status, ordered) = app.get("/api/v1/sessions/77?appid=1").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shuffled) = app.get("/api/v1/sessions/77?appid=2").await;
+    let strip = |mut v: Value| {
+        v["appid"] = Value::Null;
+        for e in v["timeline"].as_array_mut().unwrap() {
+            e["received_at"] = Value::Null;
+        }
+        v
+    };
+    assert_eq!(strip(ordered.clone()), strip(shuffled));
+
+    assert_eq!(ordered["state"], "closed");
+    assert_eq!(ordered["unique_users"], 2, "the admin recorder is left out");
+    assert_eq!(ordered["peak_concurrent_users"], 2);
+    let participants = ordered["participants"].as_array().unwrap();
+    let spans: Vec<(&str, Value)> = participants
+        .iter()
+        .map(|p| {
+            (
+                p["user_account"].as_str().unwrap(),
+                p["duration_ms"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("rec", Value::Null),
+            ("u1", json!(4000)),
+            ("u2", json!(7000)),
+            ("u1", Value::Null)
+        ]
+    );
+    assert_eq!(participants[1]["logout_reason_name"], "heartbeat_timeout");
+    assert_eq!(participants[0]["user_role"], 4);
+    let timeline: Vec<&str> = ordered["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            "room_create",
+            "room_login",
+            "room_login",
+            "room_login",
+            "room_logout",
+            "room_login",
+            "room_logout",
+            "room_close"
+        ]
+    );
+    let (_, with_admins) = app
+        .get("/api/v1/sessions/77?appid=1&include_admins=true")
+        .await;
+    assert_eq!(
+        (
+            with_admins["unique_users"].clone(),
+            with_admins["peak_concurrent_users"].clone()
+        ),
+        (json!(3), json!(3))
+    );
+}
+
+async fn a_session_id_known_under_two_appids_is_409_and_unknown_is_404(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    ingest_all(app.store.as_ref(), 1, &[create(5, T0)]).await;
+    ingest_all(app.store.as_ref(), 2, &[create(5, T0)]).await;
+    let (status, body) = app.get("/api/v1/sessions/5").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("1, 2"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/api/v1/sessions/5?appid=2").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = app.get("/api/v1/sessions/6").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
+    // Leading zeros name the same id; ids are always strings in answers.
+    let (_, body) = app.get("/api/v1/sessions/0005?appid=1").await;
+    assert_eq!(body["room_session_id"], "5");
+}
+
+async fn deliveries_list_filters_by_outcome_and_pages(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let close = signed(fixture("room_close.json"));
+    app.post("/callbacks/room_close", json_body(&close)).await;
+    app.post(
+        "/callbacks/room_close",
+        json_body(&signed(fixture("room_close.json"))),
+    )
+    .await;
+    app.post(
+        "/callbacks/room_close",
+        json_body(&sign_with(fixture("room_close.json"), "wrong")),
+    )
+    .await;
+    let (_, all) = app.get("/api/v1/deliveries").await;
+    let outcomes: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["rejected", "duplicate", "stored"]);
+    assert_eq!(
+        all["items"][2]["body"].as_str().unwrap(),
+        serde_json::to_string(&close).unwrap()
+    );
+    let (_, rejected) = app.get("/api/v1/deliveries?outcome=rejected").await;
+    assert_eq!(rejected["items"][0]["reason"], "invalid_signature");
+    let (_, first) = app.get("/api/v1/deliveries?limit=2").await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(&format!("/api/v1/deliveries?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["items"][0]["outcome"], "stored");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (_, future) = app
+        .get("/api/v1/deliveries?from=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(future["items"], json!([]));
+}
+
+async fn tokens_guard_the_query_api_but_not_callbacks_or_probes(backend: Backend) {
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    let app = TestApp::with_store(
+        store,
+        db,
+        policy(),
+        vec![Secret::new("t0k3n"), Secret::new("other")],
+    )
+    .await;
+    let (status, headers, body) = app.get_raw("/api/v1/rooms/open", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
+    let wrong = app
+        .get_raw("/api/v1/rooms/open", &[("authorization", "Bearer nope")])
+        .await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    let right = app
+        .get_raw("/api/v1/rooms/open", &[("authorization", "Bearer other")])
+        .await;
+    assert_eq!(right.0, StatusCode::OK);
+    // Callbacks have signatures instead; probes and the spec are open.
+    let (status, _) = app
+        .post(
+            "/callbacks/room_close",
+            json_body(&signed(fixture("room_close.json"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(app.get_raw(path, &[]).await.0, StatusCode::OK, "{path}");
+    }
+}
+
+async fn openapi_covers_every_endpoint(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let (_, spec) = app.get("/openapi.json").await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/callbacks",
+        "/callbacks/{event}",
+        "/api/v1/rooms/closed",
+        "/api/v1/rooms/open",
+        "/api/v1/rooms/{room_id}/sessions",
+        "/api/v1/sessions/{room_session_id}",
+        "/api/v1/stats/close-reasons",
+        "/api/v1/deliveries",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the spec"
+        );
+    }
+}
+
+conformance!(
+    closed_rooms_are_newest_first_with_every_field,
+    closed_rooms_filter_by_app_room_reason_and_half_open_time,
+    pagination_covers_every_row_once_and_ends_with_a_null_cursor,
+    closed_rooms_as_csv_stream_all_or_page_with_a_header_cursor,
+    bad_parameters_are_400_naming_the_parameter,
+    close_reason_stats_count_name_and_fill_empty_buckets,
+    room_history_shows_open_closed_and_superseded_lifecycles,
+    session_detail_correlates_participants_in_any_arrival_order,
+    a_session_id_known_under_two_appids_is_409_and_unknown_is_404,
+    deliveries_list_filters_by_outcome_and_pages,
+    tokens_guard_the_query_api_but_not_callbacks_or_probes,
+    openapi_covers_every_endpoint,
+);
+
+/// Without `API_TOKENS`, a client that is not on this machine is refused.
+#[tokio::test]
+async fn without_tokens_only_loopback_clients_are_answered() {
+    use tower::ServiceExt;
+    let (store, _db) = fresh_store(Backend::Sqlite).await.unwrap();
+    let state = zego_room_tracker::http::AppState {
+        store,
+        verify: std::sync::Arc::new(policy()),
+        body_limit: BODY_LIMIT,
+        api_tokens: std::sync::Arc::new(Vec::new()),
+    };
+    let request = |ip: &str| {
+        let mut r = axum::http::Request::get("/api/v1/rooms/open")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("{ip}:5000").parse().unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        r
+    };
+    let app = zego_room_tracker::http::app(state);
+    let remote = app.clone().oneshot(request("203.0.113.9")).await.unwrap();
+    assert_eq!(remote.status(), StatusCode::UNAUTHORIZED);
+    let body = axum::body::to_bytes(remote.into_body(), 10_000)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("API_TOKENS"));
+    let local = app.oneshot(request("127.0.0.1")).await.unwrap();
+    assert_eq!(local.status(), StatusCode::OK);
+}
