@@ -94,10 +94,11 @@ CREATE INDEX room_sessions_by_room ON room_sessions (appid, room_id, started_at)
 CREATE INDEX room_sessions_by_room_id ON room_sessions (room_id, started_at, appid, room_session_id);
 -- Session detail by id alone (appid optional in the API).
 CREATE INDEX room_sessions_by_session_id ON room_sessions (room_session_id);
--- Closed rooms newest first: all, per appid, per room, per reason.
-CREATE INDEX room_sessions_closed ON room_sessions (closed_at, appid, room_session_id) WHERE closed_at IS NOT NULL;
+-- Closed rooms newest first: all, per appid, per room, per reason. close_reason
+-- rides along so close-reason statistics are index-only scans.
+CREATE INDEX room_sessions_closed ON room_sessions (closed_at, appid, room_session_id, close_reason) WHERE closed_at IS NOT NULL;
 CREATE INDEX room_sessions_closed_by_app ON room_sessions (appid, closed_at, room_session_id) WHERE closed_at IS NOT NULL;
-CREATE INDEX room_sessions_closed_by_room ON room_sessions (room_id, closed_at) WHERE closed_at IS NOT NULL;
+CREATE INDEX room_sessions_closed_by_room ON room_sessions (room_id, closed_at, close_reason) WHERE closed_at IS NOT NULL;
 CREATE INDEX room_sessions_closed_by_reason ON room_sessions (close_reason, closed_at) WHERE closed_at IS NOT NULL;
 -- Open rooms newest first.
 CREATE INDEX room_sessions_unclosed ON room_sessions (started_at, appid, room_session_id) WHERE closed_at IS NULL;

@@ -7,6 +7,7 @@ mod merge;
 mod model;
 mod postgres;
 pub mod query;
+mod read_sql;
 mod recorder;
 mod sqlite;
 

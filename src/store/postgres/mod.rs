@@ -3,12 +3,11 @@
 //! indexes, session merges by upserts of commutative values, presence groups
 //! serialised by a transaction-scoped advisory lock.
 
-mod read;
 mod write;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 
 use crate::domain::{Delivery, Outcome};
 use crate::store::model::{
@@ -17,6 +16,7 @@ use crate::store::model::{
 use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
 };
+use crate::store::read_sql;
 use crate::store::recorder::record;
 use crate::store::{Backend, ConnectOptions, Store, StoreError};
 
@@ -69,34 +69,31 @@ impl Store for PgStore {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM deliveries
-             WHERE ($1::text IS NULL OR outcome = $1)
-               AND ($2::timestamptz IS NULL OR received_at >= $2)
-               AND ($3::timestamptz IS NULL OR received_at < $3)
-               AND ($4::bigint IS NULL OR id < $4)
-             ORDER BY id DESC
-             LIMIT $5",
-        )
-        .bind(&filter.outcome)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.before_id)
-        .bind(filter.limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(read_sql::deliveries::<Postgres>(filter)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::list_closed(&self.pool, query).await
+        Ok(read_sql::closed::<Postgres>(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::room_history(&self.pool, query).await
+        Ok(read_sql::room_history::<Postgres>(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::open_sessions(&self.pool, query).await
+        Ok(read_sql::open_sessions::<Postgres>(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn find_sessions(
@@ -105,14 +102,22 @@ impl Store for PgStore {
         appid: Option<i64>,
         include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        read::find_sessions(&self.pool, room_session_id, appid, include_admins).await
+        Ok(
+            read_sql::find_sessions::<Postgres>(room_session_id, appid, include_admins)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn close_reason_counts(
         &self,
         query: &StatsQuery,
     ) -> Result<Vec<ReasonCount>, StoreError> {
-        read::close_reason_counts(&self.pool, query).await
+        Ok(read_sql::close_reason_counts::<Postgres>(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn participants(
@@ -120,7 +125,11 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<ParticipantRow>, StoreError> {
-        read::participants(&self.pool, appid, room_session_id).await
+        Ok(sqlx::query_as(read_sql::PARTICIPANTS)
+            .bind(appid)
+            .bind(room_session_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn timeline(
@@ -128,7 +137,11 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError> {
-        read::timeline(&self.pool, appid, room_session_id).await
+        Ok(sqlx::query_as(read_sql::TIMELINE)
+            .bind(appid)
+            .bind(room_session_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {

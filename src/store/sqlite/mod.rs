@@ -3,12 +3,11 @@
 //! no SQLITE_BUSY between our own requests) and reads through a separate pool.
 //! WAL journal with `synchronous = FULL`: a 2xx means the commit is on disk.
 
-mod read;
 mod write;
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
 
 use crate::domain::{Delivery, Outcome};
 use crate::store::model::{
@@ -17,6 +16,7 @@ use crate::store::model::{
 use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
 };
+use crate::store::read_sql;
 use crate::store::recorder::record;
 use crate::store::{Backend, ConnectOptions, Store, StoreError};
 
@@ -86,34 +86,31 @@ impl Store for SqliteStore {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM deliveries
-             WHERE ($1 IS NULL OR outcome = $1)
-               AND ($2 IS NULL OR received_at >= $2)
-               AND ($3 IS NULL OR received_at < $3)
-               AND ($4 IS NULL OR id < $4)
-             ORDER BY id DESC
-             LIMIT $5",
-        )
-        .bind(&filter.outcome)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.before_id)
-        .bind(filter.limit)
-        .fetch_all(&self.reader)
-        .await?)
+        Ok(read_sql::deliveries::<Sqlite>(filter)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::list_closed(&self.reader, query).await
+        Ok(read_sql::closed::<Sqlite>(query)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::room_history(&self.reader, query).await
+        Ok(read_sql::room_history::<Sqlite>(query)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
-        read::open_sessions(&self.reader, query).await
+        Ok(read_sql::open_sessions::<Sqlite>(query)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn find_sessions(
@@ -122,14 +119,22 @@ impl Store for SqliteStore {
         appid: Option<i64>,
         include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        read::find_sessions(&self.reader, room_session_id, appid, include_admins).await
+        Ok(
+            read_sql::find_sessions::<Sqlite>(room_session_id, appid, include_admins)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn close_reason_counts(
         &self,
         query: &StatsQuery,
     ) -> Result<Vec<ReasonCount>, StoreError> {
-        read::close_reason_counts(&self.reader, query).await
+        Ok(read_sql::close_reason_counts::<Sqlite>(query)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn participants(
@@ -137,7 +142,11 @@ impl Store for SqliteStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<ParticipantRow>, StoreError> {
-        read::participants(&self.reader, appid, room_session_id).await
+        Ok(sqlx::query_as(read_sql::PARTICIPANTS)
+            .bind(appid)
+            .bind(room_session_id)
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn timeline(
@@ -145,7 +154,11 @@ impl Store for SqliteStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError> {
-        read::timeline(&self.reader, appid, room_session_id).await
+        Ok(sqlx::query_as(read_sql::TIMELINE)
+            .bind(appid)
+            .bind(room_session_id)
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {

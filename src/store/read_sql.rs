@@ -1,0 +1,259 @@
+//! The query API's SQL, built once for both backends. Only the predicates a
+//! request uses are written into the statement (no `$1 IS NULL OR …`), so
+//! the planner sees plain conditions and picks the index that matches; the
+//! keyset condition is a row comparison in the ORDER BY's column order. The
+//! one dialect difference (truncating a time to its hour or day) comes from
+//! `ReadDialect`. Plans at a million sessions are in docs/queries.md.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::model::DeliveryFilter;
+use super::query::{Bucket, ClosedQuery, SessionKey, SessionListQuery, StatsQuery};
+
+/// What differs between the backends' read SQL.
+pub trait ReadDialect: Database {
+    /// An expression for the start of the UTC hour or day of `closed_at`,
+    /// typed as a time the backend decodes into `DateTime<Utc>`.
+    fn bucket_start(bucket: Bucket) -> &'static str;
+}
+
+impl ReadDialect for sqlx::Postgres {
+    fn bucket_start(bucket: Bucket) -> &'static str {
+        match bucket {
+            Bucket::None => "NULL::timestamptz",
+            Bucket::Hour => "date_trunc('hour', closed_at, 'UTC')",
+            Bucket::Day => "date_trunc('day', closed_at, 'UTC')",
+        }
+    }
+}
+
+impl ReadDialect for sqlx::Sqlite {
+    fn bucket_start(bucket: Bucket) -> &'static str {
+        // strftime reads the stored '+00:00' times and writes RFC 3339 again.
+        match bucket {
+            Bucket::None => "NULL",
+            Bucket::Hour => "strftime('%Y-%m-%dT%H:00:00+00:00', closed_at)",
+            Bucket::Day => "strftime('%Y-%m-%dT00:00:00+00:00', closed_at)",
+        }
+    }
+}
+
+/// A session row with its derived `state` and `unique_users`. Admins are
+/// users any of whose intervals has role 4.
+fn session_select(include_admins: bool) -> String {
+    let admins = if include_admins {
+        ""
+    } else {
+        "HAVING max(CASE WHEN p.user_role = 4 THEN 1 ELSE 0 END) = 0"
+    };
+    format!(
+        "SELECT s.appid, s.room_id, s.room_session_id, s.created_at, s.creator, s.closed_at,
+                s.close_reason, s.started_at,
+                CASE WHEN s.closed_at IS NOT NULL THEN 'closed'
+                     WHEN {later} THEN 'superseded'
+                     ELSE 'open' END AS state,
+                (SELECT count(*) FROM (
+                    SELECT p.user_account FROM presence_intervals p
+                    WHERE p.appid = s.appid AND p.room_session_id = s.room_session_id
+                    GROUP BY p.user_account {admins}
+                ) u) AS unique_users
+         FROM room_sessions s
+         WHERE TRUE",
+        later = LATER_LIFECYCLE_EXISTS,
+    )
+}
+
+/// "A later lifecycle of the same room exists" (`superseded`).
+const LATER_LIFECYCLE_EXISTS: &str = "EXISTS (SELECT 1 FROM room_sessions l
+    WHERE l.appid = s.appid AND l.room_id = s.room_id AND l.started_at > s.started_at)";
+
+pub fn closed<'a, DB>(q: &'a ClosedQuery) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    sql.push(" AND s.closed_at IS NOT NULL");
+    if let Some(appid) = q.appid {
+        sql.push(" AND s.appid = ").push_bind(appid);
+    }
+    if let Some(room_id) = &q.room_id {
+        sql.push(" AND s.room_id = ").push_bind(room_id.as_str());
+    }
+    if !q.close_reasons.is_empty() {
+        sql.push(" AND s.close_reason IN (");
+        let mut list = sql.separated(", ");
+        for reason in &q.close_reasons {
+            list.push_bind(*reason);
+        }
+        sql.push(")");
+    }
+    if let Some(from) = q.from {
+        sql.push(" AND s.closed_at >= ").push_bind(from);
+    }
+    if let Some(to) = q.to {
+        sql.push(" AND s.closed_at < ").push_bind(to);
+    }
+    keyset(&mut sql, "s.closed_at", q.after.as_ref(), q.limit);
+    sql
+}
+
+pub fn room_history<'a, DB>(q: &'a SessionListQuery) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    sql.push(" AND s.room_id = ")
+        .push_bind(q.room_id.as_deref().unwrap_or_default());
+    if let Some(appid) = q.appid {
+        sql.push(" AND s.appid = ").push_bind(appid);
+    }
+    keyset(&mut sql, "s.started_at", q.after.as_ref(), q.limit);
+    sql
+}
+
+pub fn open_sessions<'a, DB>(q: &'a SessionListQuery) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    sql.push(" AND s.closed_at IS NULL AND NOT ");
+    sql.push(LATER_LIFECYCLE_EXISTS);
+    if let Some(appid) = q.appid {
+        sql.push(" AND s.appid = ").push_bind(appid);
+    }
+    keyset(&mut sql, "s.started_at", q.after.as_ref(), q.limit);
+    sql
+}
+
+pub fn find_sessions<'a, DB>(
+    room_session_id: &'a str,
+    appid: Option<i64>,
+    include_admins: bool,
+) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(session_select(include_admins));
+    sql.push(" AND s.room_session_id = ")
+        .push_bind(room_session_id);
+    if let Some(appid) = appid {
+        sql.push(" AND s.appid = ").push_bind(appid);
+    }
+    sql.push(" ORDER BY s.appid");
+    sql
+}
+
+pub fn close_reason_counts<'a, DB>(q: &'a StatsQuery) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT {} AS bucket_start, close_reason, count(*) AS count FROM room_sessions WHERE closed_at IS NOT NULL",
+        DB::bucket_start(q.bucket)
+    ));
+    if let Some(appid) = q.appid {
+        sql.push(" AND appid = ").push_bind(appid);
+    }
+    if let Some(room_id) = &q.room_id {
+        sql.push(" AND room_id = ").push_bind(room_id.as_str());
+    }
+    if let Some(from) = q.from {
+        sql.push(" AND closed_at >= ").push_bind(from);
+    }
+    if let Some(to) = q.to {
+        sql.push(" AND closed_at < ").push_bind(to);
+    }
+    sql.push(" GROUP BY 1, 2 ORDER BY 1, 2");
+    sql
+}
+
+pub fn deliveries<'a, DB>(f: &'a DeliveryFilter) -> QueryBuilder<'a, DB>
+where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut sql = QueryBuilder::new("SELECT * FROM deliveries WHERE TRUE");
+    if let Some(outcome) = &f.outcome {
+        sql.push(" AND outcome = ").push_bind(outcome.as_str());
+    }
+    if let Some(from) = f.from {
+        sql.push(" AND received_at >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        sql.push(" AND received_at < ").push_bind(to);
+    }
+    if let Some(before) = f.before_id {
+        sql.push(" AND id < ").push_bind(before);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+    sql
+}
+
+/// A session's presence intervals, in the order they began.
+pub const PARTICIPANTS: &str =
+    "SELECT user_account, session_id, user_nickname, user_role, login_at, logout_at,
+        logout_reason, duration_ms
+ FROM presence_intervals
+ WHERE appid = $1 AND room_session_id = $2
+ ORDER BY COALESCE(login_at, logout_at), user_account, session_id";
+
+/// A session's events in ZEGO's time order; at equal times the create
+/// first, then logouts before logins, the close last.
+pub const TIMELINE: &str = "SELECT event, event_at, received_at, user_account, session_id, user_role, reason
+ FROM events
+ WHERE appid = $1 AND room_session_id = $2
+ ORDER BY event_at,
+          CASE event WHEN 'room_create' THEN 0 WHEN 'room_logout' THEN 1 WHEN 'room_login' THEN 2 ELSE 3 END,
+          user_account, session_id";
+
+/// Newest first by `time_column`, then by key, resuming after `after`.
+fn keyset<'a, DB>(
+    sql: &mut QueryBuilder<'a, DB>,
+    time_column: &str,
+    after: Option<&'a SessionKey>,
+    limit: i64,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(key) = after {
+        sql.push(format_args!(
+            " AND ({time_column}, s.appid, s.room_session_id) < ("
+        ));
+        sql.push_bind(key.at)
+            .push(", ")
+            .push_bind(key.appid)
+            .push(", ")
+            .push_bind(key.room_session_id.as_str())
+            .push(")");
+    }
+    sql.push(format_args!(
+        " ORDER BY {time_column} DESC, s.appid DESC, s.room_session_id DESC LIMIT "
+    ));
+    sql.push_bind(limit);
+}
