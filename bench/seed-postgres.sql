@@ -44,6 +44,12 @@ SELECT 'room_logout', appid, room_id, room_session_id, logout_at, logout_at, use
        user_nickname, user_role, login_at, logout_reason, md5(session_id)
 FROM presence_intervals;
 
+-- The close-reason rollup that ingest maintains.
+INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
+SELECT appid, date_trunc('hour', closed_at, 'UTC'), close_reason, count(*)
+FROM room_sessions WHERE closed_at IS NOT NULL
+GROUP BY 1, 2, 3;
+
 COMMIT;
 ANALYZE;
 

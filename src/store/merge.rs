@@ -2,7 +2,7 @@
 //! it contributes to its session row, and turning a presence group's stored
 //! events back into the facts the pairing rules take.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 
 use crate::domain::presence::{LoginFact, LogoutFact, PresenceInterval, pair_group};
 use crate::domain::{Event, EventDetail, EventKind, EventTime, RejectCode, Rejection};
@@ -70,6 +70,13 @@ impl<'a> EventColumns<'a> {
             self.user_account.unwrap_or_default(),
             self.session_id.unwrap_or_default()
         )
+    }
+
+    /// The UTC hour of the event time: the close-reason rollup's bucket.
+    pub fn event_hour(&self) -> DateTime<Utc> {
+        self.event_at
+            .duration_trunc(chrono::TimeDelta::hours(1))
+            .expect("event times are in range")
     }
 
     /// `created_at` / `closed_at` / `close_reason` this event sets on its session.

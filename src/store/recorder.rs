@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use super::merge::{EventColumns, GroupEventRow, intervals_of, replay_rejection};
 use crate::domain::presence::PresenceInterval;
-use crate::domain::{Delivery, Event, Outcome, ReplayKey, Verdict};
+use crate::domain::{Delivery, Event, EventKind, Outcome, ReplayKey, Verdict};
 
 /// The statements of the write path, run inside one open transaction.
 #[async_trait]
@@ -38,6 +38,9 @@ pub trait WriteTx: Send {
 
     /// Upserts the session row with what a create or a close sets.
     async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
+
+    /// Adds one to the close-reason rollup for this close's appid, hour and reason.
+    async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
 
     /// Inserts a bare session row for a login/logout; false if one existed.
     async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError>;
@@ -121,6 +124,11 @@ async fn store_event(
         tx.replace_presence(&c, intervals_of(group)).await?;
     } else {
         tx.merge_lifecycle_event(&c).await?;
+        // Exactly once per session: a second close of it would have been a
+        // duplicate or a conflict above.
+        if c.event == EventKind::RoomClose.as_str() {
+            tx.count_close(&c).await?;
+        }
     }
     Ok((Outcome::Stored, id))
 }

@@ -246,6 +246,53 @@ async fn close_reason_stats_count_name_and_fill_empty_buckets(backend: Backend) 
     );
 }
 
+/// The hourly rollup (used without a room filter and with whole-hour bounds)
+/// always equals a recount of the sessions (used otherwise), whatever
+/// retries and conflicting resends arrived.
+async fn close_reason_rollup_equals_a_full_recount(backend: Backend) {
+    use zego_room_tracker::store::query::{Bucket, StatsQuery};
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut events = Vec::new();
+    for i in 0..60u64 {
+        let at = T0 + (i as i64 * 7_919_000) % (3 * 86_400_000);
+        events.push(close(i, at, (i % 5) as i64));
+        if i % 7 == 0 {
+            events.push(close(i, at, (i % 5) as i64)); // a retry
+        }
+    }
+    ingest_all(app.store.as_ref(), 1, &events).await;
+    ingest_all(app.store.as_ref(), 2, &events[..10]).await;
+    for (i, conflicting) in [(3u64, 2i64), (4, 0)] {
+        let (kind, mut fields) = close(i, T0, conflicting);
+        fields.insert("appid".into(), json!(1));
+        let outcome = ingest_direct(app.store.as_ref(), &signed(fields), kind).await;
+        assert_eq!(outcome.as_str(), "conflict");
+    }
+    let not_whole_hour = chrono::DateTime::from_timestamp_millis(T0 - 1).unwrap();
+    for bucket in [Bucket::None, Bucket::Hour, Bucket::Day] {
+        for appid in [None, Some(1)] {
+            let query = |from| StatsQuery {
+                appid,
+                room_id: None,
+                from,
+                to: None,
+                bucket,
+            };
+            let rollup = app.store.close_reason_counts(&query(None)).await.unwrap();
+            let recount = app
+                .store
+                .close_reason_counts(&query(Some(not_whole_hour)))
+                .await
+                .unwrap();
+            assert_eq!(rollup, recount, "{bucket:?} {appid:?}");
+            assert_eq!(
+                rollup.iter().map(|c| c.count).sum::<i64>(),
+                if appid.is_some() { 60 } else { 68 }
+            ); // appid 2 has sessions 0..=7
+        }
+    }
+}
+
 async fn room_history_shows_open_closed_and_superseded_lifecycles(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     let events = [
@@ -510,6 +557,7 @@ conformance!(
     closed_rooms_as_csv_stream_all_or_page_with_a_header_cursor,
     bad_parameters_are_400_naming_the_parameter,
     close_reason_stats_count_name_and_fill_empty_buckets,
+    close_reason_rollup_equals_a_full_recount,
     room_history_shows_open_closed_and_superseded_lifecycles,
     session_detail_correlates_participants_in_any_arrival_order,
     a_session_id_known_under_two_appids_is_409_and_unknown_is_404,

@@ -129,6 +129,21 @@ impl WriteTx for PgWrite {
         Ok(())
     }
 
+    async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
+             VALUES ($1, $2, $3, 1)
+             ON CONFLICT (appid, hour_start, close_reason)
+             DO UPDATE SET closed_count = close_reason_hourly.closed_count + 1",
+        )
+        .bind(c.appid)
+        .bind(c.event_hour())
+        .bind(c.reason)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
     async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
