@@ -70,12 +70,7 @@ sleep 0.5
 python3 - "$LOG" "$SESSIONS" <<'PY'
 import json, sys, re
 log, sessions = sys.argv[1], int(sys.argv[2])
-print(f"# Query plans\n")
-print(f"Every query of the query API, as PostgreSQL ran it (`EXPLAIN ANALYZE` through")
-print(f"`auto_explain`), on a database seeded by `bench/seed-postgres.sql` with {sessions:,} room sessions,")
-print(f"{sessions*3:,} presence intervals and their events. Regenerate with")
-print(f"`SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
-started = False
+sections, started = [], False
 for line in open(log):
     try:
         rec = json.loads(line)
@@ -85,16 +80,43 @@ for line in open(log):
     if not started:
         continue
     if "mark" in rec:
-        print(f"## {rec['mark']}\n\n`GET {rec['path'][:120]}`\n")
-    elif "timing" in rec:
-        print(f"HTTP round trip: {float(rec['timing'])*1000:.1f} ms\n")
-    elif "plan:" in str(rec.get("message", "")):
-        msg = rec["message"]
-        text = msg.split("plan:", 1)[1].strip()
-        query, _, plan = text.partition("\n")
-        # Query Text may span lines; the plan starts at the first line with "  (cost" or "->".
-        lines = text.splitlines()
-        i = next((k for k, l in enumerate(lines) if re.search(r"\(cost=|\(actual", l) ), 0)
-        print("```sql\n" + "\n".join(lines[:i]).replace("Query Text: ", "").strip() + "\n```\n")
-        print("```\n" + "\n".join(lines[i:]) + "\n```\n")
+        sections.append({"name": rec["mark"], "path": rec["path"], "plans": [], "ms": None})
+    elif "timing" in rec and sections:
+        sections[-1]["ms"] = float(rec["timing"]) * 1000
+    elif "plan:" in str(rec.get("message", "")) and sections:
+        lines = rec["message"].split("plan:", 1)[1].strip().splitlines()
+        i = next((k for k, l in enumerate(lines) if re.search(r"\(cost=|\(actual", l)), 0)
+        query = "\n".join(lines[:i]).replace("Query Text: ", "").strip()
+        sections[-1]["plans"].append((query, lines[i:]))
+
+def access(plans):
+    """The scans that read the main table of each statement."""
+    found = []
+    for _, plan in plans:
+        for l in plan:
+            m = re.search(r"((?:Parallel )?(?:Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)(?: Backward)?) (?:using (\S+) )?on (\S+)", l)
+            if m and m.group(3) not in ("l", "l_1", "p"):
+                found.append(f"{m.group(1)} `{m.group(2) or m.group(3)}`")
+                break
+    return "; ".join(found)
+
+print("# Query plans\n")
+print("Every query of the query API as PostgreSQL ran it (`EXPLAIN ANALYZE` through")
+print(f"`auto_explain`), on a database seeded by `bench/seed-postgres.sql` with {sessions:,} room")
+print(f"sessions, {sessions*3:,} presence intervals, their events and one archived delivery per session.")
+print(f"Regenerate: `SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
+print("Each list is a backward scan of the index whose order is its ORDER BY, stopping after")
+print("`limit + 1` rows, with the keyset cursor as an index condition (a deep page costs what the")
+print("first does). Close-reason statistics read the hourly rollup (`close_reason_hourly`, one row")
+print("per appid, hour and reason) unless a room filter or non-whole-hour bounds send them to")
+print("`room_sessions` through its indexes; a scan of the whole rollup is a few thousand rows.\n")
+print("| endpoint | main access path | HTTP round trip (ms) |\n|---|---|---|")
+for s in sections:
+    print(f"| {s['name']} | {access(s['plans'])} | {s['ms']:.1f} |")
+print()
+for s in sections:
+    print(f"## {s['name']}\n\n`GET {s['path'][:140]}`\n")
+    for query, plan in s["plans"]:
+        print("```sql\n" + query + "\n```\n")
+        print("```\n" + "\n".join(plan) + "\n```\n")
 PY
