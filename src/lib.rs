@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod reports;
+pub mod sender;
 pub mod store;
 pub mod telemetry;
 pub mod zego;

@@ -7,6 +7,7 @@ pub mod event;
 pub mod occupancy;
 pub mod presence;
 pub mod reason;
+pub mod time;
 
 pub use delivery::{Delivery, Outcome, RejectCode, Rejection, ReplayKey, Verdict};
 pub use event::{ADMIN_ROLE, Event, EventDetail, EventKind, EventTime, RoomSessionId, UserRef};

@@ -9,6 +9,7 @@ mod postgres;
 pub mod query;
 mod read_sql;
 mod recorder;
+mod report;
 mod sqlite;
 
 use std::sync::Arc;
@@ -108,6 +109,13 @@ pub trait Store: Send + Sync + 'static {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError>;
+
+    /// Runs a report's SQL (parameters already `$1`..`$3`), every value as JSON.
+    async fn run_report(
+        &self,
+        sql: &str,
+        params: &crate::reports::ReportParams,
+    ) -> Result<crate::reports::ReportTable, StoreError>;
 
     /// Every event, session and presence interval of one appid, in a
     /// canonical order: what "the same final state" means in tests and `rebuild`.

@@ -202,7 +202,7 @@ mod tests {
     use crate::zego::body::decode;
 
     fn fixture(name: &str) -> Fields {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         decode(&std::fs::read(path).unwrap()).unwrap().1
     }
 

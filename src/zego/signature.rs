@@ -30,7 +30,7 @@ pub fn verify(secret: &str, timestamp: &str, nonce: &str, signature: &str) -> bo
 mod tests {
     use super::*;
 
-    /// ZEGO's published vector (see tests/fixtures/signature-vector.txt).
+    /// ZEGO's published vector (see fixtures/signature-vector.txt).
     #[test]
     fn zego_documented_test_vector() {
         assert_eq!(

@@ -6,10 +6,14 @@
 mod write;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Column, PgPool, Postgres, Row, TypeInfo};
+
+use crate::store::report::rfc3339;
 
 use crate::domain::{Delivery, Outcome};
+use crate::reports::{ReportParams, ReportTable};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
@@ -18,6 +22,7 @@ use crate::store::query::{
 };
 use crate::store::read_sql;
 use crate::store::recorder::record;
+use crate::store::report::{json_of, report_table};
 use crate::store::{Backend, ConnectOptions, Store, StoreError};
 
 pub struct PgStore {
@@ -142,6 +147,32 @@ impl Store for PgStore {
             .bind(room_session_id)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    async fn run_report(
+        &self,
+        sql: &str,
+        params: &ReportParams,
+    ) -> Result<ReportTable, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(params.from)
+            .bind(params.to)
+            .bind(params.appid)
+            .fetch_all(&self.pool)
+            .await?;
+        report_table(&rows, |row, i| {
+            let column = &row.columns()[i];
+            Ok(match column.type_info().name() {
+                "INT2" | "INT4" | "INT8" => json_of(
+                    row.try_get::<Option<i64>, _>(i)
+                        .or_else(|_| row.try_get::<Option<i32>, _>(i).map(|v| v.map(i64::from)))?,
+                ),
+                "FLOAT4" | "FLOAT8" => json_of(row.try_get::<Option<f64>, _>(i)?),
+                "BOOL" => json_of(row.try_get::<Option<bool>, _>(i)?),
+                "TIMESTAMPTZ" => json_of(row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(rfc3339)),
+                _ => json_of(row.try_get::<Option<String>, _>(i)?),
+            })
+        })
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {

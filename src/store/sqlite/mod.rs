@@ -7,9 +7,10 @@ mod write;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
 
 use crate::domain::{Delivery, Outcome};
+use crate::reports::{ReportParams, ReportTable};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
@@ -18,6 +19,7 @@ use crate::store::query::{
 };
 use crate::store::read_sql;
 use crate::store::recorder::record;
+use crate::store::report::{json_of, report_table};
 use crate::store::{Backend, ConnectOptions, Store, StoreError};
 
 pub struct SqliteStore {
@@ -159,6 +161,30 @@ impl Store for SqliteStore {
             .bind(room_session_id)
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn run_report(
+        &self,
+        sql: &str,
+        params: &ReportParams,
+    ) -> Result<ReportTable, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(params.from)
+            .bind(params.to)
+            .bind(params.appid)
+            .fetch_all(&self.reader)
+            .await?;
+        // SQLite types values, not columns: decode by each value's storage class.
+        report_table(&rows, |row, i| {
+            let storage = row.try_get_raw(i)?.type_info().name().to_owned();
+            Ok(match storage.as_str() {
+                "INTEGER" => json_of(row.try_get::<Option<i64>, _>(i)?),
+                "REAL" => json_of(row.try_get::<Option<f64>, _>(i)?),
+                "NULL" => serde_json::Value::Null,
+                "BLOB" => json_of(row.try_get::<Option<Vec<u8>>, _>(i)?.map(hex::encode)),
+                _ => json_of(row.try_get::<Option<String>, _>(i)?),
+            })
+        })
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {

@@ -179,9 +179,9 @@ pub async fn deliveries(store: &dyn Store) -> Vec<DeliveryRecord> {
         .expect("list deliveries")
 }
 
-/// A fixture from `tests/fixtures`, as a JSON object.
+/// A fixture from `fixtures`, as a JSON object.
 pub fn fixture(name: &str) -> Map<String, Value> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let (_, fields) = zego_room_tracker::zego::body::decode(&bytes).expect("fixture decodes");
     fields.into_iter().collect()

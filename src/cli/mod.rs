@@ -1,11 +1,16 @@
-//! The command line: `serve` (the default) and `migrate`.
+//! The command line: `serve` (the default), `migrate`, and the operator's
+//! tools (`report`, `send`, `import`, `rebuild`, `purge`), one module each.
+
+mod report;
+mod send;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
-use crate::{http, store, telemetry};
+use crate::{store, telemetry};
 
 /// Receives ZEGO room-lifecycle callbacks (room_create, room_close,
 /// room_login, room_logout), stores each one exactly once in PostgreSQL or
@@ -36,13 +41,20 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run a built-in SQL report (see `report --list`).
+    Report(report::ReportArgs),
+    /// Play ZEGO: sign and send callbacks (ZEGO's examples, a file, or
+    /// generated sessions) to a URL, retrying on ZEGO's schedule.
+    Send(send::SendArgs),
 }
 
 /// Runs the parsed command; errors are printed as one sentence.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        None => serve::serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve::serve(args).await,
+        Some(Command::Report(args)) => report::run(args).await,
+        Some(Command::Send(args)) => send::run(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
     };
     match result {
@@ -54,38 +66,6 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = args.validate().map_err(|e| e.to_string())?;
-    telemetry::init(args.log_format);
-    let store = open_store(&args.database).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|e| format!("cannot listen on LISTEN_ADDR {}: {e}", config.listen_addr))?;
-    tracing::info!(
-        addr = %listener.local_addr().map_err(|e| e.to_string())?,
-        database = %redact_url(&config.database_url),
-        timestamp_tolerance_secs = config.verify.timestamp_tolerance.map_or(0, |d| d.as_secs()),
-        body_limit_bytes = config.body_limit,
-        "zego-room-tracker listening"
-    );
-    if config.api_tokens.is_empty() {
-        tracing::warn!(
-            "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine"
-        );
-    }
-    let state = http::AppState {
-        store,
-        verify: config.verify.into(),
-        body_limit: config.body_limit,
-        api_tokens: config.api_tokens.into(),
-    };
-    http::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| format!("the server stopped: {e}"))?;
-    tracing::info!("shut down cleanly");
-    Ok(())
-}
-
 async fn migrate(args: DatabaseArgs) -> Result<(), String> {
     telemetry::init(LogFormat::Text);
     open_store(&args).await?;
@@ -94,7 +74,9 @@ async fn migrate(args: DatabaseArgs) -> Result<(), String> {
 }
 
 /// Connects and migrates, naming DATABASE_URL in any error.
-async fn open_store(args: &DatabaseArgs) -> Result<std::sync::Arc<dyn store::Store>, String> {
+pub(crate) async fn open_store(
+    args: &DatabaseArgs,
+) -> Result<std::sync::Arc<dyn store::Store>, String> {
     let shown = redact_url(&args.database_url);
     let store = store::connect(&args.database_url, &args.connect_options())
         .await
@@ -118,29 +100,6 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
 #[cfg(test)]

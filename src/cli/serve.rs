@@ -1,0 +1,60 @@
+//! `serve`: migrate, then answer callbacks and queries until SIGTERM/SIGINT.
+
+use super::{open_store, redact_url};
+use crate::config::ServeArgs;
+use crate::{http, telemetry};
+
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.validate().map_err(|e| e.to_string())?;
+    telemetry::init(args.log_format);
+    let store = open_store(&args.database).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on LISTEN_ADDR {}: {e}", config.listen_addr))?;
+    tracing::info!(
+        addr = %listener.local_addr().map_err(|e| e.to_string())?,
+        database = %redact_url(&config.database_url),
+        timestamp_tolerance_secs = config.verify.timestamp_tolerance.map_or(0, |d| d.as_secs()),
+        body_limit_bytes = config.body_limit,
+        "zego-room-tracker listening"
+    );
+    if config.api_tokens.is_empty() {
+        tracing::warn!(
+            "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine"
+        );
+    }
+    let state = http::AppState {
+        store,
+        verify: config.verify.into(),
+        body_limit: config.body_limit,
+        api_tokens: config.api_tokens.into(),
+    };
+    http::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
