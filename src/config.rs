@@ -91,6 +91,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
     pub body_limit_bytes: u64,
 
+    /// Delete archived deliveries older than this (e.g. 90d), hourly. Unset:
+    /// keep them forever. Sessions are never deleted automatically.
+    #[arg(long, env = "ARCHIVE_RETENTION", value_parser = humantime::parse_duration)]
+    pub archive_retention: Option<Duration>,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -105,6 +110,7 @@ pub struct ServeConfig {
     pub verify: VerifyPolicy,
     pub body_limit: usize,
     pub api_tokens: Vec<Secret>,
+    pub archive_retention: Option<Duration>,
 }
 
 /// A setting that stops startup.
@@ -139,6 +145,7 @@ impl ServeArgs {
             api_tokens: split_list(self.api_tokens.as_deref())
                 .map(Secret::new)
                 .collect(),
+            archive_retention: self.archive_retention,
         })
     }
 }

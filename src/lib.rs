@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod reports;
+pub mod retention;
 pub mod sender;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,8 @@
 //! The command line: `serve` (the default), `migrate`, and the operator's
 //! tools (`report`, `send`, `import`, `rebuild`, `purge`), one module each.
 
+mod import;
+mod purge;
 mod report;
 mod send;
 mod serve;
@@ -46,6 +48,11 @@ enum Command {
     /// Play ZEGO: sign and send callbacks (ZEGO's examples, a file, or
     /// generated sessions) to a URL, retrying on ZEGO's schedule.
     Send(send::SendArgs),
+    /// Load archived callbacks (JSON lines or files) without signatures;
+    /// safe to run twice.
+    Import(import::ImportArgs),
+    /// Delete raw deliveries (and optionally whole sessions) older than a cut-off, in batches.
+    Purge(purge::PurgeArgs),
 }
 
 /// Runs the parsed command; errors are printed as one sentence.
@@ -55,6 +62,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Serve(args)) => serve::serve(args).await,
         Some(Command::Report(args)) => report::run(args).await,
         Some(Command::Send(args)) => send::run(args).await,
+        Some(Command::Import(args)) => import::run(args).await,
+        Some(Command::Purge(args)) => purge::run(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
     };
     match result {

@@ -23,6 +23,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine"
         );
     }
+    tokio::spawn(crate::retention::run_scheduled(
+        store.clone(),
+        config.archive_retention,
+        config.verify.timestamp_tolerance,
+    ));
     let state = http::AppState {
         store,
         verify: config.verify.into(),

@@ -6,6 +6,7 @@ mod error;
 mod merge;
 mod model;
 mod postgres;
+mod purge_sql;
 pub mod query;
 mod read_sql;
 mod recorder;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 pub use model::{
@@ -109,6 +111,21 @@ pub trait Store: Send + Sync + 'static {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError>;
+
+    /// Deletes one batch of archived deliveries received before `before`;
+    /// how many. Callers loop until 0.
+    async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError>;
+
+    /// Deletes one batch of replay-guard entries first seen before `before`.
+    async fn purge_replay_guard(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes one batch of sessions all of whose events are before `before`,
+    /// with their events and presence, taking them out of the close rollup.
+    async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError>;
 
     /// Runs a report's SQL (parameters already `$1`..`$3`), every value as JSON.
     async fn run_report(

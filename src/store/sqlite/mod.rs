@@ -6,6 +6,7 @@
 mod write;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
 
@@ -14,6 +15,7 @@ use crate::reports::{ReportParams, ReportTable};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
+use crate::store::purge_sql::{self, ExpiredSession};
 use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
 };
@@ -161,6 +163,58 @@ impl Store for SqliteStore {
             .bind(room_session_id)
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(purge_sql::DELIVERIES)
+            .bind(before)
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_replay_guard(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(purge_sql::REPLAY_GUARD)
+            .bind(before)
+            .bind(batch)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let expired: Vec<ExpiredSession> = sqlx::query_as(purge_sql::EXPIRED_SESSIONS)
+            .bind(before)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+        for session in &expired {
+            for statement in purge_sql::DELETE_SESSION {
+                sqlx::query(statement)
+                    .bind(session.appid)
+                    .bind(&session.room_session_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((hour, reason)) = session.close_hour() {
+                for statement in purge_sql::UNCOUNT_CLOSE {
+                    sqlx::query(statement)
+                        .bind(session.appid)
+                        .bind(hour)
+                        .bind(reason)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
     }
 
     async fn run_report(

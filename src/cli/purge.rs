@@ -1,0 +1,65 @@
+//! `purge --older-than 90d`: retention by hand.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::open_store;
+use crate::config::DatabaseArgs;
+use crate::retention;
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Delete what is older than this, e.g. 90d, 12h, 30min.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    older_than: Duration,
+
+    /// Also delete whole sessions (events, presence, counts) all of whose
+    /// events are older; by default only raw deliveries are deleted.
+    #[arg(long)]
+    sessions: bool,
+
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    batch_size: i64,
+
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+pub async fn run(args: PurgeArgs) -> Result<(), String> {
+    let store = open_store(&args.database).await?;
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(args.older_than)
+            .map_err(|_| "--older-than is too large".to_owned())?;
+    eprintln!(
+        "purging everything older than {}",
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let last = std::cell::Cell::new(Instant::now());
+    let purged = retention::purge(
+        store.as_ref(),
+        cutoff,
+        args.sessions,
+        args.batch_size,
+        |p| {
+            if last.get().elapsed() >= Duration::from_secs(1) {
+                eprintln!(
+                    "deleted {} deliveries, {} sessions so far",
+                    p.deliveries, p.sessions
+                );
+                last.set(Instant::now());
+            }
+        },
+    )
+    .await
+    .map_err(|e| format!("purge failed: {e}"))?;
+    println!(
+        "deleted {} deliveries, {} replay-guard entries, {} sessions older than {}",
+        purged.deliveries,
+        purged.replay_guard,
+        purged.sessions,
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(())
+}
