@@ -7,6 +7,7 @@
 mod api;
 mod binary;
 mod ingestion;
+mod operator;
 mod ordering;
 mod outage;
 mod support;

@@ -1,0 +1,347 @@
+//! The operator's tools on both backends: reports on a known data set,
+//! `send` against the real server, `import` twice, `purge` at a cut-off.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zego_room_tracker::ingest::{self, RawCallback};
+use zego_room_tracker::reports::{REPORTS, Report, ReportParams, ReportTable};
+use zego_room_tracker::retention;
+use zego_room_tracker::sender::{Sender, traffic};
+use zego_room_tracker::store::{Backend, Store};
+
+use crate::support::callbacks::*;
+use crate::support::*;
+use crate::{conformance, or_skip};
+
+/// Three sessions of room-1 and one of room-2, with known durations, users,
+/// an admin, a lost create, a logout whose login never came, and a conflict.
+async fn seed_known(store: &dyn Store) {
+    let events = [
+        create(1, T0),
+        login(1, "alice", "a1", T0 + 1_000, 2),
+        logout(1, "alice", "a1", T0 + 61_000, Some(T0 + 1_000)),
+        login(1, "rec", "r1", T0 + 500, 4),
+        logout(1, "rec", "r1", T0 + 90_000, Some(T0 + 500)),
+        close(1, T0 + 100_000, 1),
+        create(2, T0 + 200_000),
+        login(2, "bob", "b1", T0 + 201_000, 2),
+        logout(2, "bob", "b1", T0 + 221_000, None),
+        close(2, T0 + 400_000, 2),
+        // Session 3: no create arrived; a logout without its login.
+        logout(3, "carol", "c1", T0 + 500_000, None),
+        in_room(create(4, T0 + 450_000), "room-2"),
+    ];
+    ingest_all(store, 1, &events).await;
+    let (kind, mut changed) = close(2, T0 + 400_000, 3);
+    changed.insert("appid".into(), json!(1));
+    assert_eq!(
+        ingest_direct(store, &signed(changed), kind).await.as_str(),
+        "conflict"
+    );
+}
+
+async fn run(store: &dyn Store, name: &str, params: &ReportParams) -> ReportTable {
+    let report = Report::find(name).unwrap();
+    store
+        .run_report(&report.bindable_sql(), params)
+        .await
+        .unwrap()
+}
+
+fn column(table: &ReportTable, name: &str) -> Vec<Value> {
+    let i = table
+        .columns
+        .iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    table.rows.iter().map(|r| r[i].clone()).collect()
+}
+
+async fn each_report_gives_known_rows(backend: Backend) {
+    let (store, _db) = or_skip!(fresh_store(backend).await);
+    seed_known(store.as_ref()).await;
+    let all = ReportParams::default();
+    let s = store.as_ref();
+
+    let by_day = run(s, "close-reasons-by-day", &all).await;
+    assert_eq!(
+        column(&by_day, "day"),
+        [json!("2023-11-14"), json!("2023-11-14")]
+    );
+    assert_eq!(
+        column(&by_day, "close_reason_name"),
+        [json!("heartbeat_timeout"), json!("last_user_disconnected")]
+    );
+    assert_eq!(column(&by_day, "closed"), [json!(1), json!(1)]);
+
+    let longest = run(s, "longest-sessions", &all).await;
+    assert_eq!(
+        column(&longest, "room_session_id"),
+        [json!("2"), json!("1")]
+    );
+    assert_eq!(
+        column(&longest, "duration_ms"),
+        [json!(200_000), json!(100_000)]
+    );
+    assert_eq!(
+        column(&longest, "unique_users"),
+        [json!(1), json!(1)],
+        "the admin is left out"
+    );
+
+    let busiest = run(s, "busiest-rooms", &all).await;
+    assert_eq!(
+        column(&busiest, "room_id"),
+        [json!("room-1"), json!("room-2")]
+    );
+    assert_eq!(column(&busiest, "sessions"), [json!(3), json!(1)]);
+
+    let open = run(s, "open-sessions", &all).await;
+    assert_eq!(column(&open, "room_session_id"), [json!("4"), json!("3")]);
+
+    let users = run(s, "top-users", &all).await;
+    assert_eq!(
+        column(&users, "user_account"),
+        [json!("alice"), json!("bob")]
+    );
+    assert_eq!(column(&users, "total_ms"), [json!(60_000), json!(20_000)]);
+
+    let missing = run(s, "missing-lifecycle-events", &all).await;
+    assert_eq!(column(&missing, "room_session_id"), [json!("3")]);
+    assert_eq!(column(&missing, "missing"), [json!("no create")]);
+
+    let orphans = run(s, "logouts-without-login", &all).await;
+    assert_eq!(column(&orphans, "user_account"), [json!("carol")]);
+
+    let conflicts = run(s, "conflicts", &all).await;
+    assert_eq!(column(&conflicts, "room_session_id"), [json!("2")]);
+
+    // Parameters filter: only the first session closed before T0 + 150 s.
+    let early = ReportParams {
+        to: chrono::DateTime::from_timestamp_millis(T0 + 150_000),
+        appid: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        column(&run(s, "longest-sessions", &early).await, "room_session_id"),
+        [json!("1")]
+    );
+    let other_app = ReportParams {
+        appid: Some(2),
+        ..Default::default()
+    };
+    for report in REPORTS {
+        assert!(
+            run(s, report.name, &other_app).await.rows.is_empty(),
+            "{}",
+            report.name
+        );
+    }
+}
+
+async fn send_stores_what_it_sent(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let sender = Sender::new(&format!("http://{}", app.addr), SECRET);
+    for callback in traffic::fixtures() {
+        assert!(sender.send(&callback).await.succeeded());
+    }
+    // Eight deliveries, two of them the FORM twins of JSON ones: six events.
+    assert_eq!(app.store.app_snapshot(1).await.unwrap().events.len(), 6);
+    let plan = traffic::Plan {
+        appid: 9,
+        users: 2,
+        shuffle: true,
+        duplicates: 0.5,
+        run_id: "t".into(),
+    };
+    for n in 0..5 {
+        for callback in traffic::session(&plan, n, &mut rand::rng()) {
+            let sent = sender.send(&callback).await;
+            assert!(
+                matches!(sent.outcome().as_str(), "stored" | "duplicate"),
+                "{sent:?}"
+            );
+        }
+    }
+    let snapshot = app.store.app_snapshot(9).await.unwrap();
+    assert_eq!(
+        (
+            snapshot.events.len(),
+            snapshot.sessions.len(),
+            snapshot.intervals.len()
+        ),
+        (30, 5, 10)
+    );
+    assert!(
+        snapshot
+            .sessions
+            .iter()
+            .all(|s| s.closed_at.is_some() && s.created_at.is_some())
+    );
+}
+
+/// ZEGO's retry schedule (shortened) carries a callback over an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_retries_until_a_temporarily_failing_server_succeeds() {
+    use sqlx::{Connection, Executor, SqliteConnection};
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let mut blocker = SqliteConnection::connect(&app.db.url).await.unwrap();
+    blocker.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        blocker.execute("ROLLBACK").await.unwrap();
+    });
+    let mut sender = Sender::new(&format!("http://{}", app.addr), SECRET);
+    sender.retry_schedule = vec![Duration::from_millis(100); 10];
+    let sent = sender.send(&traffic::fixtures()[0]).await;
+    release.await.unwrap();
+    assert!(sent.succeeded(), "{sent:?}");
+    assert!(
+        sent.attempts >= 2,
+        "the first attempt met the locked database: {sent:?}"
+    );
+    assert_eq!(app.store.app_snapshot(1).await.unwrap().sessions.len(), 1);
+}
+
+async fn import_twice_stores_once(backend: Backend) {
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = traffic::Plan {
+        appid: 5,
+        users: 2,
+        shuffle: true,
+        duplicates: 0.0,
+        run_id: "imp".into(),
+    };
+    let lines: Vec<String> = (0..4)
+        .flat_map(|n| traffic::session(&plan, n, &mut rand::rng()))
+        .map(|c| serde_json::Value::Object(c.fields).to_string())
+        .collect();
+    std::fs::write(dir.path().join("a.jsonl"), lines.join("\n")).unwrap();
+    std::fs::write(
+        dir.path().join("b.form"),
+        std::fs::read(format!(
+            "{}/fixtures/room_close.form",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c.json"), "{\"event\": \"room_close\"}").unwrap();
+    let import = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+            .args(["import", dir.path().to_str().unwrap()])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        import().trim(),
+        "imported 26 callbacks from 3 files: stored 25, duplicate 0, conflict 0, ignored 0, rejected 1"
+    );
+    let first = store.app_snapshot(5).await.unwrap();
+    assert_eq!((first.events.len(), first.sessions.len()), (24, 4));
+    assert_eq!(
+        import().trim(),
+        "imported 26 callbacks from 3 files: stored 0, duplicate 25, conflict 0, ignored 0, rejected 1"
+    );
+    assert_eq!(store.app_snapshot(5).await.unwrap(), first);
+}
+
+async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
+    let (store, _db) = or_skip!(fresh_store(backend).await);
+    let day = 86_400_000;
+    let old = T0;
+    let new = T0 + 100 * day;
+    // Old: a closed session and an open one; new: a closed one, and an old
+    // session that is still active (a login after the cut-off).
+    let events = [
+        create(1, old),
+        close(1, old + 1_000, 1),
+        create(2, old + 5),
+        create(3, new),
+        close(3, new + 1_000, 2),
+        in_room(create(4, old), "room-4"),
+        in_room(login(4, "late", "l", new, 2), "room-4"),
+    ];
+    for (kind, fields) in &events {
+        let mut fields = fields.clone();
+        fields.insert("appid".into(), json!(1));
+        // Each delivery "received" when its event happened.
+        let at = ["room_create_time", "room_close_time", "login_time"]
+            .iter()
+            .find_map(|f| fields.get(*f))
+            .and_then(Value::as_str)
+            .unwrap()
+            .parse::<i64>()
+            .unwrap();
+        let raw = RawCallback {
+            received_at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
+            remote_addr: None,
+            endpoint: format!("/callbacks/{kind}"),
+            content_type: None,
+            body: serde_json::to_vec(&fields).unwrap().into(),
+        };
+        let outcome = store
+            .record_delivery(&ingest::assess_unsigned(raw))
+            .await
+            .unwrap();
+        assert_eq!(outcome.as_str(), "stored");
+    }
+    let cutoff = chrono::DateTime::from_timestamp_millis(T0 + 50 * day).unwrap();
+    let purged = retention::purge(store.as_ref(), cutoff, true, 2, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((purged.deliveries, purged.sessions), (4, 2));
+    let left: Vec<String> = deliveries(store.as_ref())
+        .await
+        .iter()
+        .map(|d| d.room_session_id.clone().unwrap())
+        .collect();
+    assert_eq!(left, ["4", "3", "3"]);
+    let snapshot = store.app_snapshot(1).await.unwrap();
+    let sessions: Vec<&str> = snapshot
+        .sessions
+        .iter()
+        .map(|s| s.room_session_id.as_str())
+        .collect();
+    assert_eq!(sessions, ["3", "4"]);
+    assert_eq!(snapshot.events.len(), 4);
+    // The rollup lost the purged close and still equals a recount.
+    use zego_room_tracker::store::query::{Bucket, StatsQuery};
+    let query = |from| StatsQuery {
+        appid: None,
+        room_id: None,
+        from,
+        to: None,
+        bucket: Bucket::None,
+    };
+    let rollup = store.close_reason_counts(&query(None)).await.unwrap();
+    let recount = store
+        .close_reason_counts(&query(chrono::DateTime::from_timestamp_millis(1)))
+        .await
+        .unwrap();
+    assert_eq!(rollup, recount);
+    assert_eq!(rollup.iter().map(|c| c.count).sum::<i64>(), 1);
+    // Nothing older is left: a second purge deletes nothing.
+    assert_eq!(
+        retention::purge(store.as_ref(), cutoff, true, 2, |_| {})
+            .await
+            .unwrap(),
+        Default::default()
+    );
+}
+
+conformance!(
+    each_report_gives_known_rows,
+    send_stores_what_it_sent,
+    import_twice_stores_once,
+    purge_removes_exactly_what_is_older_than_the_cutoff,
+);
