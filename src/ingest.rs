@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Delivery, EventKind, RejectCode, Rejection, ReplayKey, Verdict};
+use crate::store::DeliveryRecord;
 use crate::zego::body::{self, Fields};
 use crate::zego::fields::{FieldError, signed_text};
 use crate::zego::{SecretBook, event, signature};
@@ -40,8 +41,25 @@ pub fn assess(policy: &VerifyPolicy, expected: Option<EventKind>, raw: RawCallba
 
 /// Like `assess`, without signature, timestamp or replay checks: for the
 /// operator's own archived data (`import`, `rebuild`).
-pub fn assess_unsigned(raw: RawCallback) -> Delivery {
-    assess_with(None, None, raw)
+pub fn assess_unsigned(expected: Option<EventKind>, raw: RawCallback) -> Delivery {
+    assess_with(None, expected, raw)
+}
+
+/// An archived delivery decoded again with today's rules, as it was received
+/// (same body, path and receive time); `rebuild` replays these.
+pub fn reassess(archived: &DeliveryRecord) -> Delivery {
+    let expected = archived
+        .endpoint
+        .strip_prefix("/callbacks/")
+        .and_then(EventKind::parse);
+    let raw = RawCallback {
+        received_at: archived.received_at,
+        remote_addr: archived.remote_addr.clone(),
+        endpoint: archived.endpoint.clone(),
+        content_type: archived.content_type.clone(),
+        body: bytes::Bytes::copy_from_slice(&archived.body),
+    };
+    assess_unsigned(expected, raw)
 }
 
 fn assess_with(

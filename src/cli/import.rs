@@ -39,7 +39,7 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
                 body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             };
             let outcome = store
-                .record_delivery(&assess_unsigned(raw))
+                .record_delivery(&assess_unsigned(None, raw))
                 .await
                 .map_err(|e| format!("{}:{line}: {e}", file.display()))?;
             *outcomes.entry(outcome.as_str()).or_default() += 1;

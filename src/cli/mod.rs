@@ -3,6 +3,7 @@
 
 mod import;
 mod purge;
+mod rebuild;
 mod report;
 mod send;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Delete raw deliveries (and optionally whole sessions) older than a cut-off, in batches.
     Purge(purge::PurgeArgs),
+    /// Re-derive events, sessions and presence from the delivery archive and
+    /// report what changed.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 /// Runs the parsed command; errors are printed as one sentence.
@@ -64,6 +68,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Send(args)) => send::run(args).await,
         Some(Command::Import(args)) => import::run(args).await,
         Some(Command::Purge(args)) => purge::run(args).await,
+        Some(Command::Rebuild(args)) => rebuild::run(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
     };
     match result {

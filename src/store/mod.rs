@@ -9,6 +9,8 @@ mod postgres;
 mod purge_sql;
 pub mod query;
 mod read_sql;
+pub mod rebuild;
+mod rebuild_sql;
 mod recorder;
 mod report;
 mod sqlite;
@@ -126,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one batch of sessions all of whose events are before `before`,
     /// with their events and presence, taking them out of the close rollup.
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError>;
+
+    /// Re-derives everything from the delivery archive in one transaction
+    /// (writers wait), decoding each archived delivery with `reassess`.
+    async fn rebuild(
+        &self,
+        reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<rebuild::RebuildReport, StoreError>;
 
     /// Runs a report's SQL (parameters already `$1`..`$3`), every value as JSON.
     async fn run_report(

@@ -84,16 +84,26 @@ pub async fn record(tx: &mut dyn WriteTx, delivery: &Delivery) -> Result<Outcome
             return Ok(outcome);
         }
     }
-    let (outcome, event_id) = match &delivery.verdict {
+    let (outcome, event_id) = apply_verdict(tx, delivery).await?;
+    tx.archive(delivery, &outcome, event_id).await?;
+    Ok(outcome)
+}
+
+/// Stores the delivery's event, if it carries one: the outcome and the id
+/// of the event it stored, duplicated or conflicted with. No replay guard,
+/// no archive row (`rebuild` replays deliveries already archived).
+pub async fn apply_verdict(
+    tx: &mut dyn WriteTx,
+    delivery: &Delivery,
+) -> Result<(Outcome, Option<i64>), StoreError> {
+    Ok(match &delivery.verdict {
         Verdict::Rejected(r) => (Outcome::Rejected(r.clone()), None),
         Verdict::Ignored { .. } => (Outcome::Ignored, None),
         Verdict::Accepted(event) => {
             let (outcome, id) = store_event(tx, event, delivery.received_at).await?;
             (outcome, Some(id))
         }
-    };
-    tx.archive(delivery, &outcome, event_id).await?;
-    Ok(outcome)
+    })
 }
 
 async fn store_event(

@@ -290,7 +290,7 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
             body: serde_json::to_vec(&fields).unwrap().into(),
         };
         let outcome = store
-            .record_delivery(&ingest::assess_unsigned(raw))
+            .record_delivery(&ingest::assess_unsigned(None, raw))
             .await
             .unwrap();
         assert_eq!(outcome.as_str(), "stored");
@@ -339,7 +339,84 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
     );
 }
 
+/// Deliveries of every kind: scrambled, retried, conflicting, rejected, ignored.
+async fn seed_archive(app: &TestApp) {
+    let (store, path) = (app.store.as_ref(), "/callbacks");
+    seed_known(store).await;
+    let scenario = [
+        logout(8, "u", "s", T0 + 5_000, None),
+        close(8, T0 + 9_000, 0),
+        login(8, "u", "s", T0 + 1_000, 2),
+        create(8, T0),
+    ];
+    ingest_all(store, 1, &scenario).await;
+    ingest_all(store, 1, &scenario[..2]).await;
+    app.post(
+        path,
+        json_body(&sign_with(fixture("room_close.json"), "forged")),
+    )
+    .await;
+    let stream = json!({"event": "stream_create", "appid": 1, "room_id": "r"});
+    app.post(
+        path,
+        json_body(&signed(stream.as_object().unwrap().clone())),
+    )
+    .await;
+}
+
+async fn rebuild_on_an_untouched_database_changes_nothing(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_archive(&app).await;
+    let before = app.store.app_snapshot(1).await.unwrap();
+    let archive = app.deliveries().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+        .arg("rebuild")
+        .env("DATABASE_URL", &app.db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = archive.iter().filter(|d| d.outcome != "rejected").count();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "replayed {replayed} deliveries; 0 outcomes changed; events +0 -0, sessions +0 -0, \
+             presence intervals +0 -0, close counts +0 -0 (nothing changed)"
+        )
+    );
+    assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
+    let outcomes = |d: &[zego_room_tracker::store::DeliveryRecord]| {
+        d.iter()
+            .map(|d| (d.id, d.outcome.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes(&app.deliveries().await), outcomes(&archive));
+}
+
+async fn rebuild_restores_derived_state_from_the_archive(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_archive(&app).await;
+    let before = app.store.app_snapshot(1).await.unwrap();
+    // Lose every session, event and presence row; the archive stays.
+    let future = chrono::DateTime::from_timestamp_millis(T0 + 1_000 * 86_400_000).unwrap();
+    while app.store.purge_sessions(future, 100).await.unwrap() > 0 {}
+    assert!(app.store.app_snapshot(1).await.unwrap().sessions.is_empty());
+    let report = app.store.rebuild(&ingest::reassess, &|_| {}).await.unwrap();
+    assert_eq!(
+        (report.sessions.added, report.sessions.removed),
+        (before.sessions.len() as i64, 0)
+    );
+    assert_eq!(report.events.added, before.events.len() as i64);
+    assert_eq!(report.outcomes_changed, 0);
+    assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
+}
+
 conformance!(
+    rebuild_on_an_untouched_database_changes_nothing,
+    rebuild_restores_derived_state_from_the_archive,
     each_report_gives_known_rows,
     send_stores_what_it_sent,
     import_twice_stores_once,

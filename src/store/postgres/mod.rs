@@ -22,6 +22,7 @@ use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
 };
 use crate::store::read_sql;
+use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
 use crate::store::{Backend, ConnectOptions, Store, StoreError};
@@ -200,6 +201,17 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(expired.len() as u64)
+    }
+
+    async fn rebuild(
+        &self,
+        reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<RebuildReport, StoreError> {
+        let mut tx = write::PgWrite(self.pool.begin().await?);
+        let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
+        tx.0.commit().await?;
+        Ok(report)
     }
 
     async fn run_report(

@@ -8,6 +8,9 @@ use crate::domain::presence::PresenceInterval;
 use crate::domain::{Delivery, Outcome, ReplayKey};
 use crate::store::StoreError;
 use crate::store::merge::{EventColumns, GroupEventRow, outcome_reason};
+use crate::store::model::DeliveryRecord;
+use crate::store::rebuild::{RebuildReport, RebuildTx, TableChange};
+use crate::store::rebuild_sql;
 use crate::store::recorder::WriteTx;
 
 /// The write path's statements on an open PostgreSQL transaction.
@@ -266,6 +269,80 @@ impl WriteTx for PgWrite {
         .bind(event_id)
         .execute(&mut *self.0)
         .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RebuildTx for PgWrite {
+    async fn set_aside_current_state(&mut self) -> Result<(), StoreError> {
+        sqlx::query(
+            "LOCK TABLE events, room_sessions, presence_intervals, close_reason_hourly, deliveries
+             IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .execute(&mut *self.0)
+        .await?;
+        for (table, columns) in rebuild_sql::TABLES {
+            sqlx::query(&rebuild_sql::set_aside(table, columns, "ON COMMIT DROP"))
+                .execute(&mut *self.0)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_derived(&mut self) -> Result<(), StoreError> {
+        for statement in rebuild_sql::CLEAR {
+            sqlx::query(statement).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn archived_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(sqlx::query_as(rebuild_sql::ARCHIVED_AFTER)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *self.0)
+            .await?)
+    }
+
+    async fn set_delivery_result(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        event_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (reason, detail) = outcome_reason(outcome);
+        sqlx::query(rebuild_sql::SET_RESULT)
+            .bind(id)
+            .bind(outcome.as_str())
+            .bind(reason)
+            .bind(detail)
+            .bind(event_id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn compare_with_set_aside(
+        &mut self,
+        report: &mut RebuildReport,
+    ) -> Result<(), StoreError> {
+        let changes = [
+            &mut report.events,
+            &mut report.sessions,
+            &mut report.intervals,
+            &mut report.close_counts,
+        ];
+        for ((table, columns), change) in rebuild_sql::TABLES.into_iter().zip(changes) {
+            let (added, removed): (i64, i64) = sqlx::query_as(&rebuild_sql::diff(table, columns))
+                .fetch_one(&mut *self.0)
+                .await?;
+            *change = TableChange { added, removed };
+        }
         Ok(())
     }
 }
