@@ -72,31 +72,8 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
         "ZEGO_CALLBACK_SECRET=from-dotenv\nLISTEN_ADDR=127.0.0.1:0\n",
     )
     .unwrap();
-    let mut child = command(dir.path()).stderr(Stdio::piped()).spawn().unwrap();
-    // Read stderr on a thread so a missing log line fails the test instead of hanging it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, addr, rx) = spawn_until_listening(command(dir.path()));
     let next_line = || rx.recv_timeout(Duration::from_secs(20));
-    let addr = std::iter::from_fn(|| next_line().ok()).find_map(|line| {
-        line.contains("listening")
-            .then(|| {
-                line.split("addr=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()
-                    .map(str::to_owned)
-            })
-            .flatten()
-    });
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        panic!("no `listening` line with addr= within 20 s");
-    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let health = runtime.block_on(async {
         reqwest::get(format!("http://{addr}/healthz"))
@@ -149,4 +126,53 @@ fn an_unusable_database_url_is_named_at_startup() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn the_env_example_works_as_a_dot_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{}/.env.example", env!("CARGO_MANIFEST_DIR")),
+        dir.path().join(".env"),
+    )
+    .unwrap();
+    // The environment wins over .env: a free port.
+    let mut cmd = command(dir.path());
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0");
+    let (mut child, _addr, _lines) = spawn_until_listening(cmd);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts the server and waits for its `listening` line: the child, its
+/// address, and the rest of its stderr lines.
+fn spawn_until_listening(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        if line.contains("listening")
+            && let Some(addr) = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+        {
+            return (child, addr.to_owned(), rx);
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    panic!("no `listening` line with addr= within 20 s; stderr: {seen:?}");
 }
