@@ -174,5 +174,6 @@ fn spawn_until_listening(
         seen.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no `listening` line with addr= within 20 s; stderr: {seen:?}");
 }
