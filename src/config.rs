@@ -96,6 +96,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ARCHIVE_RETENTION", value_parser = humantime::parse_duration)]
     pub archive_retention: Option<Duration>,
 
+    /// Seconds a request may take before it answers 503 (ZEGO then retries).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -111,6 +120,8 @@ pub struct ServeConfig {
     pub body_limit: usize,
     pub api_tokens: Vec<Secret>,
     pub archive_retention: Option<Duration>,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that stops startup.
@@ -146,6 +157,8 @@ impl ServeArgs {
                 .map(Secret::new)
                 .collect(),
             archive_retention: self.archive_retention,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }
 }

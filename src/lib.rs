@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod reports;
 pub mod retention;
 pub mod sender;

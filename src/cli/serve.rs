@@ -29,14 +29,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         config.verify.timestamp_tolerance,
     ));
     let state = http::AppState {
-        store,
+        store: store.clone(),
         verify: config.verify.into(),
         body_limit: config.body_limit,
         api_tokens: config.api_tokens.into(),
+        request_timeout: config.request_timeout,
     };
-    http::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| format!("the server stopped: {e}"))?;
+    // The server stops accepting at the signal and drains in-flight
+    // requests; past the grace period we exit anyway.
+    let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
+    let server = http::serve(listener, state, async move {
+        shutdown_signal().await;
+        notify.notify_one();
+    });
+    let grace = config.shutdown_grace;
+    tokio::select! {
+        result = server => result.map_err(|e| format!("the server stopped: {e}"))?,
+        () = async { signalled.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests outlived SHUTDOWN_GRACE_SECS; exiting");
+        }
+    }
+    store.close().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

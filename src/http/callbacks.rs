@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{EventKind, Outcome};
+use crate::domain::{EventKind, Outcome, Verdict};
 use crate::ingest::{self, RawCallback};
+use crate::metrics;
 
 /// The answer to an accepted delivery.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -71,6 +72,14 @@ async fn receive(
     let started = Instant::now();
     let delivery = ingest::assess(&state.verify, expected, raw);
     let outcome = state.store.record_delivery(&delivery).await?;
+    let lag = match (&outcome, &delivery.verdict) {
+        (Outcome::Stored, Verdict::Accepted(event)) => (delivery.received_at
+            - event.event_at().to_utc())
+        .to_std()
+        .ok(),
+        _ => None,
+    };
+    metrics::record_callback(delivery.summary.event.as_deref(), &outcome, lag);
     tracing::info!(
         event = delivery.summary.event.as_deref().unwrap_or("-"),
         appid = delivery.summary.appid,

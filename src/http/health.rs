@@ -21,3 +21,19 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     state.store.ping().await?;
     Ok(Json(json!({"status": "ready"})))
 }
+
+/// Prometheus text format: callbacks by event and outcome, rejections by
+/// reason, request latency, event-to-receipt lag, database pool use.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let pool = state.store.pool_status();
+    crate::metrics::record_pool(pool.open, pool.idle, pool.max);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::metrics::handle().render(),
+    )
+}

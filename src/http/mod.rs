@@ -10,10 +10,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{BoxError, Router};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ingest::VerifyPolicy;
@@ -29,16 +37,40 @@ pub struct AppState {
     pub body_limit: usize,
     /// Bearer tokens for `/api/v1`; empty means loopback clients only.
     pub api_tokens: Arc<Vec<Secret>>,
+    /// Longest a request may take before it answers 503.
+    pub request_timeout: Duration,
+}
+
+/// Records every request's latency under its route template.
+async fn measure(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::metrics::record_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// The whole application as a router, for `serve` and for in-process tests.
 pub fn app(state: AppState) -> Router {
+    let request_timeout = state.request_timeout;
+    // Installed before the first request, so nothing is recorded into the void.
+    crate::metrics::handle();
     Router::new()
         .route("/callbacks", post(callbacks::receive_any))
         .route("/callbacks/{event}", post(callbacks::receive_typed))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(health::metrics))
         .nest("/api/v1", api::router(state.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -48,7 +80,21 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(middleware::from_fn(measure))
+                // A request that outlives this answers 503, so ZEGO retries
+                // instead of holding a connection open.
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took too long; retry",
+                    )
+                }))
+                .layer(TimeoutLayer::new(request_timeout)),
+        )
         .with_state(state)
 }
 

@@ -21,6 +21,7 @@ use super::api::views;
         api::list_deliveries,
         super::health::healthz,
         super::health::readyz,
+        super::health::metrics,
         openapi_json,
     ),
     components(schemas(

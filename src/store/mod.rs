@@ -58,9 +58,22 @@ impl Default for ConnectOptions {
     }
 }
 
+/// Database connections of a store, for the pool gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    fn pool_status(&self) -> PoolStatus;
+
+    /// Closes the connections once in-flight work is done (shutdown).
+    async fn close(&self);
 
     /// Applies the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;

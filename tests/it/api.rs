@@ -550,7 +550,40 @@ async fn openapi_covers_every_endpoint(backend: Backend) {
     }
 }
 
+async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let close = fixture("room_close.json");
+    app.post("/callbacks/room_close", json_body(&signed(close.clone())))
+        .await;
+    app.post("/callbacks/room_close", json_body(&signed(close.clone())))
+        .await;
+    app.post(
+        "/callbacks/room_close",
+        json_body(&sign_with(close, "forged")),
+    )
+    .await;
+    let (status, headers, text) = app.get_raw("/metrics", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for expected in [
+        "zrt_callbacks_total{event=\"room_close\",outcome=\"stored\"}",
+        "zrt_callbacks_total{event=\"room_close\",outcome=\"duplicate\"}",
+        "zrt_callback_rejections_total{reason=\"invalid_signature\"}",
+        "zrt_http_request_duration_seconds_bucket{method=\"POST\",route=\"/callbacks/{event}\",status=\"200\"",
+        "zrt_callback_lag_seconds_bucket{event=\"room_close\"",
+        "zrt_db_pool_connections{state=\"open\"}",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+}
+
 conformance!(
+    metrics_count_callbacks_rejections_latency_and_pool,
     closed_rooms_are_newest_first_with_every_field,
     closed_rooms_filter_by_app_room_reason_and_half_open_time,
     pagination_covers_every_row_once_and_ends_with_a_null_cursor,
@@ -576,6 +609,7 @@ async fn without_tokens_only_loopback_clients_are_answered() {
         verify: std::sync::Arc::new(policy()),
         body_limit: BODY_LIMIT,
         api_tokens: std::sync::Arc::new(Vec::new()),
+        request_timeout: std::time::Duration::from_secs(30),
     };
     let request = |ip: &str| {
         let mut r = axum::http::Request::get("/api/v1/rooms/open")

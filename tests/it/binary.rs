@@ -82,6 +82,22 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
             .status()
     });
     assert_eq!(health, 200);
+    // A signed callback: neither the secret nor the signature may reach the log.
+    let fields =
+        zego_room_tracker::sender::sign(&crate::support::fixture("room_close.json"), "from-dotenv");
+    let signature = fields["signature"].as_str().unwrap().to_owned();
+    let answer = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/callbacks/room_close"))
+            .json(&fields)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer, r#"{"status":"stored"}"#);
     assert!(dir.path().join("data/zego-room-tracker.db").exists());
 
     let pid = child.id().to_string();
@@ -94,7 +110,21 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
     );
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(std::iter::from_fn(|| next_line().ok()).any(|l| l.contains("shut down cleanly")));
+    let rest: Vec<String> = std::iter::from_fn(|| next_line().ok()).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shut down cleanly")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("outcome=\"stored\"")),
+        "one line per callback: {rest:?}"
+    );
+    assert!(
+        !rest
+            .iter()
+            .any(|l| l.contains("from-dotenv") || l.contains(&signature)),
+        "{rest:?}"
+    );
 }
 
 #[test]

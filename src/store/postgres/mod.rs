@@ -25,7 +25,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
-use crate::store::{Backend, ConnectOptions, Store, StoreError};
+use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
 pub struct PgStore {
     pool: PgPool,
@@ -51,6 +51,18 @@ impl PgStore {
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -23,7 +23,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
-use crate::store::{Backend, ConnectOptions, Store, StoreError};
+use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -64,6 +64,20 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            open: self.writer.size() + self.reader.size(),
+            idle: self.writer.num_idle() + self.reader.num_idle(),
+            max: self.writer.options().get_max_connections()
+                + self.reader.options().get_max_connections(),
+        }
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -96,6 +96,7 @@ impl TestApp {
             verify: Arc::new(verify),
             body_limit: BODY_LIMIT,
             api_tokens: Arc::new(api_tokens),
+            request_timeout: std::time::Duration::from_secs(30),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {
