@@ -48,7 +48,12 @@ pub fn decode(raw: &[u8]) -> Result<(BodyEncoding, Fields), DecodeError> {
     if text.starts_with(['{', '[', '"']) || text.starts_with(|c: char| c.is_ascii_digit()) {
         return Ok((BodyEncoding::Json, decode_json(text)?));
     }
-    if text.len() >= 3 && text[..3].eq_ignore_ascii_case("%7B") {
+    // Bytes, not a str slice: the third byte may sit inside a multi-byte char.
+    if text
+        .as_bytes()
+        .get(..3)
+        .is_some_and(|start| start.eq_ignore_ascii_case(b"%7B"))
+    {
         let json = form_decode(text)?;
         return Ok((BodyEncoding::UrlEncodedJson, decode_json(json.trim())?));
     }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod event;
 pub mod fields;
+mod hostile;
 pub mod secrets;
 pub mod signature;
 

@@ -78,3 +78,57 @@ async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() 
         "stored"
     );
 }
+
+/// Two server processes on one PostgreSQL receiving the same callbacks at
+/// once (each delivery re-signed, as ZEGO's retries are): one copy of each
+/// event, one `stored` per event, the rest `duplicate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_store_each_event_once() {
+    use futures::future::join_all;
+    let (first_store, db) = crate::or_skip!(fresh_store(Backend::Postgres).await);
+    let second_store = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    let first = TestApp::with_store(first_store, db, policy(), Vec::new()).await;
+    let second_db = TestDb::sqlite(); // only to satisfy TestApp; the store is PostgreSQL's
+    let second = TestApp::with_store(second_store, second_db, policy(), Vec::new()).await;
+
+    let plan = zego_room_tracker::sender::traffic::Plan {
+        appid: 3,
+        users: 3,
+        shuffle: true,
+        duplicates: 0.0,
+        run_id: "twins".into(),
+    };
+    let callbacks: Vec<_> = (0..10)
+        .flat_map(|n| zego_room_tracker::sender::traffic::session(&plan, n, &mut rand::rng()))
+        .collect();
+    let sends = callbacks.iter().flat_map(|c| {
+        [&first, &second].map(|app| {
+            let path = format!("/callbacks/{}", c.event);
+            let body = json_body(&signed(c.fields.clone()));
+            async move {
+                app.post(&path, body).await.1["status"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_owned()
+            }
+        })
+    });
+    let outcomes = join_all(sends).await;
+    let count = |o: &str| outcomes.iter().filter(|x| *x == o).count();
+    assert_eq!(
+        (count("stored"), count("duplicate")),
+        (callbacks.len(), callbacks.len()),
+        "{outcomes:?}"
+    );
+    let snapshot = first.store.app_snapshot(3).await.unwrap();
+    assert_eq!(
+        (
+            snapshot.events.len(),
+            snapshot.sessions.len(),
+            snapshot.intervals.len()
+        ),
+        (80, 10, 30)
+    );
+}
