@@ -96,6 +96,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ARCHIVE_RETENTION", value_parser = humantime::parse_duration)]
     pub archive_retention: Option<Duration>,
 
+    /// PEM certificate chain: serve HTTPS directly (with TLS_KEY_PATH).
+    /// Unset: plain HTTP, for use behind a TLS-terminating proxy.
+    #[arg(long, env = "TLS_CERT_PATH")]
+    pub tls_cert_path: Option<std::path::PathBuf>,
+
+    /// PEM private key of TLS_CERT_PATH.
+    #[arg(long, env = "TLS_KEY_PATH")]
+    pub tls_key_path: Option<std::path::PathBuf>,
+
     /// Seconds a request may take before it answers 503 (ZEGO then retries).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -122,6 +131,8 @@ pub struct ServeConfig {
     pub archive_retention: Option<Duration>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Certificate and key paths, when serving HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A setting that stops startup.
@@ -159,6 +170,16 @@ impl ServeArgs {
             archive_retention: self.archive_retention,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            tls: match (&self.tls_cert_path, &self.tls_key_path) {
+                (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError("TLS_CERT_PATH is set but TLS_KEY_PATH is not: set both to serve HTTPS, or neither".into()));
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError("TLS_KEY_PATH is set but TLS_CERT_PATH is not: set both to serve HTTPS, or neither".into()));
+                }
+            },
         })
     }
 }

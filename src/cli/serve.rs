@@ -7,6 +7,20 @@ use crate::{http, telemetry};
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.validate().map_err(|e| e.to_string())?;
     telemetry::init(args.log_format);
+    let tls = match &config.tls {
+        None => None,
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot load TLS_CERT_PATH {} with TLS_KEY_PATH {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+    };
     let store = open_store(&args.database).await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
@@ -16,6 +30,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         database = %redact_url(&config.database_url),
         timestamp_tolerance_secs = config.verify.timestamp_tolerance.map_or(0, |d| d.as_secs()),
         body_limit_bytes = config.body_limit,
+        scheme = if tls.is_some() { "https" } else { "http" },
         "zego-room-tracker listening"
     );
     if config.api_tokens.is_empty() {
@@ -39,10 +54,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     // requests; past the grace period we exit anyway.
     let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
-    let server = http::serve(listener, state, async move {
+    let shutdown = async move {
         shutdown_signal().await;
         notify.notify_one();
-    });
+    };
+    let server = async {
+        match tls {
+            None => http::serve(listener, state, shutdown).await,
+            Some(tls) => http::serve_tls(listener, state, tls, shutdown).await,
+        }
+    };
     let grace = config.shutdown_grace;
     tokio::select! {
         result = server => result.map_err(|e| format!("the server stopped: {e}"))?,

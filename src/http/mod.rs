@@ -98,6 +98,27 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Like `serve`, over HTTPS with `tls` (rustls): for small deployments that
+/// have no TLS-terminating proxy in front (ZEGO recommends HTTPS).
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        // No deadline here: `serve`'s caller bounds the drain (SHUTDOWN_GRACE_SECS).
+        on_signal.graceful_shutdown(None);
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
 /// Serves `state` on an already-bound listener until `shutdown` resolves,
 /// then finishes in-flight requests. Tests bind port 0 and pass the listener.
 pub async fn serve(

@@ -582,7 +582,57 @@ async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
     }
 }
 
+/// SQL-looking text in every parameter and path segment is data: a 400 or
+/// an empty answer, never a 5xx, and the tables are still there afterwards.
+async fn sql_looking_input_is_only_data(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 2).await;
+    let nasty = urlencoding::encode("x' OR '1'='1'; DROP TABLE events; --").into_owned();
+    let paths = [
+        format!("/api/v1/rooms/closed?room_id={nasty}"),
+        format!("/api/v1/rooms/closed?appid={nasty}"),
+        format!("/api/v1/rooms/closed?close_reason={nasty}"),
+        format!("/api/v1/rooms/closed?from={nasty}"),
+        format!("/api/v1/rooms/closed?cursor={nasty}"),
+        format!("/api/v1/rooms/closed?format=csv&room_id={nasty}"),
+        format!("/api/v1/rooms/{nasty}/sessions"),
+        format!("/api/v1/rooms/open?appid={nasty}"),
+        format!("/api/v1/sessions/{nasty}"),
+        format!("/api/v1/stats/close-reasons?room_id={nasty}&bucket=day"),
+        format!("/api/v1/deliveries?outcome={nasty}"),
+    ];
+    for path in &paths {
+        let (status, _, body) = app.get_raw(path, &[]).await;
+        assert!(
+            status == StatusCode::OK
+                || status == StatusCode::BAD_REQUEST
+                || status == StatusCode::NOT_FOUND,
+            "{path}: {status} {body}"
+        );
+        assert!(
+            !body.contains("\"room_session_id\":\"1\""),
+            "{path} leaked rows: {body}"
+        );
+    }
+    let mut close = fixture("room_close.json");
+    close.insert(
+        "room_id".into(),
+        json!("x'); DELETE FROM room_sessions; --"),
+    );
+    assert_eq!(
+        app.post("/callbacks/room_close", json_body(&signed(close)))
+            .await
+            .1["status"],
+        "stored"
+    );
+    assert_eq!(
+        ids(&app.get("/api/v1/rooms/closed?appid=1").await.1).len(),
+        3
+    );
+}
+
 conformance!(
+    sql_looking_input_is_only_data,
     metrics_count_callbacks_rejections_latency_and_pool,
     closed_rooms_are_newest_first_with_every_field,
     closed_rooms_filter_by_app_room_reason_and_half_open_time,

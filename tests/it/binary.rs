@@ -207,3 +207,59 @@ fn spawn_until_listening(
     let _ = child.wait();
     panic!("no `listening` line with addr= within 20 s; stderr: {seen:?}");
 }
+
+#[test]
+fn serves_https_with_a_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("ZEGO_CALLBACK_SECRET", "s")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("TLS_CERT_PATH", dir.path().join("cert.pem"))
+        .env("TLS_KEY_PATH", dir.path().join("key.pem"));
+    let (mut child, addr, _lines) = spawn_until_listening(cmd);
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status.unwrap(), 200);
+}
+
+#[test]
+fn half_a_tls_setting_or_a_missing_certificate_is_named_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", "s")
+        .env("TLS_CERT_PATH", "cert.pem")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TLS_CERT_PATH is set but TLS_KEY_PATH is not"),
+        "{stderr}"
+    );
+    let out = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", "s")
+        .env("TLS_CERT_PATH", "missing.pem")
+        .env("TLS_KEY_PATH", "missing-key.pem")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot load TLS_CERT_PATH missing.pem"),
+        "{stderr}"
+    );
+}
