@@ -17,6 +17,22 @@ use crate::domain::{EventKind, Outcome, Verdict};
 use crate::ingest::{self, RawCallback};
 use crate::metrics;
 
+/// The fields every ZEGO callback carries; each event adds its own (see
+/// docs/api.md and ZEGO's documentation), and unknown fields are kept.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: bodies are decoded by `zego::body`
+pub struct CallbackBody {
+    /// `room_create`, `room_close`, `room_login`, `room_logout`, or another ZEGO event.
+    event: String,
+    /// The ZEGO app id (number or decimal string).
+    appid: u32,
+    /// Unix seconds when ZEGO sent it (number or decimal string).
+    timestamp: String,
+    nonce: String,
+    /// `hex(sha1(sorted(secret, timestamp, nonce)))`.
+    signature: String,
+}
+
 /// The answer to an accepted delivery.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Ack {
@@ -28,9 +44,10 @@ pub struct Ack {
 /// One ZEGO callback type; the body's `event`, if any, must match the path.
 /// Body: JSON, the JSON URL-encoded as a whole, or form fields, signed by ZEGO.
 #[utoipa::path(post, path = "/callbacks/{event}", tag = "callbacks",
-    params(("event" = String, Path, description = "room_create, room_close, room_login or room_logout")),
+    params(("event" = String, Path, pattern = "^(room_create|room_close|room_login|room_logout)$",
+            description = "room_create, room_close, room_login or room_logout")),
     request_body(description = "ZEGO's callback fields",
-                 content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
+                 content((CallbackBody = "application/json"), (CallbackBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
                (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::api::ErrorBody),
                (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
@@ -51,7 +68,7 @@ pub async fn receive_typed(
 /// Any ZEGO callback; the event is taken from the body's `event`.
 #[utoipa::path(post, path = "/callbacks", tag = "callbacks",
     request_body(description = "ZEGO's callback fields",
-                 content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"))),
+                 content((CallbackBody = "application/json"), (CallbackBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
                (status = 400, description = "Malformed, missing or invalid field", body = super::api::ErrorBody),
                (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),

@@ -71,12 +71,15 @@ async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() 
         started.elapsed() < Duration::from_secs(5),
         "503 comes after the configured timeout, not a hang"
     );
+    // Readiness means writable: red while the lock is held.
+    assert_eq!(app.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
 
     blocker.execute("ROLLBACK").await.unwrap();
     assert_eq!(
         app.post("/callbacks/room_close", delivery).await.1["status"],
         "stored"
     );
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
 }
 
 /// Two server processes on one PostgreSQL receiving the same callbacks at

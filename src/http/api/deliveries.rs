@@ -17,14 +17,23 @@ const OUTCOMES: [&str; 5] = ["stored", "duplicate", "conflict", "ignored", "reje
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// `stored`, `duplicate`, `conflict`, `ignored` or `rejected`.
+    #[param(pattern = "^(stored|duplicate|conflict|ignored|rejected)$")]
     pub outcome: Option<String>,
     /// Received at or after: RFC 3339 or Unix milliseconds.
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub from: Option<String>,
     /// Received before (exclusive).
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub to: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{2,200}$")]
     pub cursor: Option<String>,
 }
 

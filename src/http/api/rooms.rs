@@ -18,29 +18,42 @@ use crate::store::query::{ClosedQuery, SessionKey, SessionListQuery, SessionRow}
 #[into_params(parameter_in = Query)]
 pub struct ClosedParams {
     /// Only this app.
+    #[param(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
     pub appid: Option<String>,
     /// Only this room id.
     pub room_id: Option<String>,
     /// Comma-separated close reason codes, e.g. `1,2`.
+    #[param(pattern = r"^-?[0-9]{1,18}(,-?[0-9]{1,18})*$")]
     pub close_reason: Option<String>,
     /// Closed at or after: RFC 3339 or Unix milliseconds.
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub from: Option<String>,
     /// Closed before (exclusive).
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub to: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{2,200}$")]
     pub cursor: Option<String>,
     /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// Count admin users (role 4) in `unique_users`.
+    #[param(value_type = Option<bool>)]
     pub include_admins: Option<String>,
 }
 
 /// Closed room sessions, newest close first.
 #[utoipa::path(get, path = "/api/v1/rooms/closed", tag = "rooms", params(ClosedParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of closed sessions (or CSV)", body = Page<SessionView>),
+    responses((status = 200, description = "A page of closed sessions, or the same columns as CSV",
+               content((Page<SessionView> = "application/json"), (String = "text/csv"))),
                (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
                (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
 pub async fn list_closed(
@@ -72,12 +85,16 @@ pub async fn list_closed(
 #[into_params(parameter_in = Query)]
 pub struct SessionListParams {
     /// Only this app.
+    #[param(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
     pub appid: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{2,200}$")]
     pub cursor: Option<String>,
     /// Count admin users (role 4) in `unique_users`.
+    #[param(value_type = Option<bool>)]
     pub include_admins: Option<String>,
 }
 

@@ -22,14 +22,16 @@ use crate::store::query::ParticipantRow;
 #[into_params(parameter_in = Query)]
 pub struct DetailParams {
     /// Which app's session, when the id is known under several.
+    #[param(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
     pub appid: Option<String>,
     /// Count admin users (role 4) in `unique_users` and `peak_concurrent_users`.
+    #[param(value_type = Option<bool>)]
     pub include_admins: Option<String>,
 }
 
 /// A session joined with every login and logout whose `room_seq` equals it.
 #[utoipa::path(get, path = "/api/v1/sessions/{room_session_id}", tag = "sessions",
-    params(("room_session_id" = String, Path, description = "Decimal room_session_id (= room_seq)"), DetailParams),
+    params(("room_session_id" = String, Path, pattern = "^[0-9]{1,19}$", description = "Decimal room_session_id (= room_seq)"), DetailParams),
     security(("bearer" = [])),
     responses((status = 200, description = "The session", body = SessionDetail),
                (status = 400, description = "A parameter is invalid", body = super::ErrorBody),

@@ -24,14 +24,22 @@ const KNOWN_REASONS: [i64; 4] = [0, 1, 2, 3];
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Only this app.
+    #[param(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
     pub appid: Option<String>,
     /// Only this room id.
     pub room_id: Option<String>,
     /// Closed at or after: RFC 3339 or Unix milliseconds.
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub from: Option<String>,
     /// Closed before (exclusive).
+    #[param(
+        pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub to: Option<String>,
     /// `none` (default), `hour` or `day` (UTC).
+    #[param(pattern = "^(none|hour|day)$")]
     pub bucket: Option<String>,
 }
 

@@ -88,7 +88,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        // Ready means writable: take and release the write lock, so a file
+        // another process holds (or a disk refusing writes) shows as not ready.
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        tx.rollback().await?;
         Ok(())
     }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# OpenAPI-driven fuzzing of the live server with schemathesis (from PyPI):
+# every operation of /openapi.json with generated valid and invalid input,
+# checking for 5xx, responses that break the schema, wrong status codes and
+# content types. Prints schemathesis' report; ends with a pass/fail line.
+#   scripts/api-fuzz.sh            (MAX_EXAMPLES=100 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v st >/dev/null || pip install -q schemathesis
+BIN=${BIN:-target/release/zego-room-tracker}
+[ "$BIN" = target/release/zego-room-tracker ] && cargo build --release -q
+PORT=${PORT:-18095}
+DIR=$(mktemp -d)
+DATABASE_URL="sqlite://$DIR/fuzz.db" ZEGO_CALLBACK_SECRET=fuzz API_TOKENS=fuzz-token LISTEN_ADDR=127.0.0.1:$PORT \
+  "$BIN" 2>"$DIR/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$DIR"' EXIT
+for _ in $(seq 50); do curl -sf "localhost:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+# Some history, so queries return rows to check against the schema.
+ZEGO_CALLBACK_SECRET=fuzz "$BIN" send --url "http://127.0.0.1:$PORT" --sessions 30 --users 3 >/dev/null 2>&1
+# positive_data_acceptance is left out: some schema-valid inputs are refused
+# by design and cannot be expressed in OpenAPI (a cursor we did not issue, a
+# bucketed range over 10,000 buckets, an unsigned callback).
+if st run "http://127.0.0.1:$PORT/openapi.json" -H "Authorization: Bearer fuzz-token" \
+    --checks all --exclude-checks positive_data_acceptance --max-examples "${MAX_EXAMPLES:-100}"; then
+  echo "api-fuzz: 1 passed, 0 failed"
+else
+  echo "api-fuzz: 0 passed, 1 failed"; exit 1
+fi
+if grep -q "panicked" "$DIR/server.log"; then echo "the server panicked"; exit 1; fi
