@@ -105,6 +105,21 @@ pub struct ServeArgs {
     #[arg(long, env = "TLS_KEY_PATH")]
     pub tls_key_path: Option<std::path::PathBuf>,
 
+    /// Write concurrent callbacks in shared transactions (group commit): one
+    /// commit serves many requests, each answered after that commit.
+    #[arg(long, env = "GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
+
+    /// Most callbacks in one group-commit transaction.
+    #[arg(long, env = "GROUP_COMMIT_MAX_BATCH", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub group_commit_max_batch: u64,
+
+    /// Group-commit transactions in flight at once on PostgreSQL (SQLite: always 1).
+    #[arg(long, env = "GROUP_COMMIT_WORKERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub group_commit_workers: u64,
+
     /// Seconds a request may take before it answers 503 (ZEGO then retries).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -131,6 +146,8 @@ pub struct ServeConfig {
     pub archive_retention: Option<Duration>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Group-commit settings, when on (`workers` before the backend's limit).
+    pub group_commit: Option<crate::store::group_commit::GroupCommitOptions>,
     /// Certificate and key paths, when serving HTTPS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
@@ -170,6 +187,13 @@ impl ServeArgs {
             archive_retention: self.archive_retention,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            group_commit: self.group_commit.then(|| {
+                crate::store::group_commit::GroupCommitOptions {
+                    max_batch: usize::try_from(self.group_commit_max_batch).expect("range-checked"),
+                    workers: usize::try_from(self.group_commit_workers).expect("range-checked"),
+                    max_wait: Duration::ZERO,
+                }
+            }),
             tls: match (&self.tls_cert_path, &self.tls_key_path) {
                 (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
                 (None, None) => None,

@@ -43,7 +43,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         config.archive_retention,
         config.verify.timestamp_tolerance,
     ));
+    let group_commit = config.group_commit.map(|mut options| {
+        if store.backend() == crate::store::Backend::Sqlite {
+            options.workers = 1; // one writer: more workers would only split batches
+        }
+        crate::store::group_commit::GroupCommit::start(store.clone(), options)
+    });
     let state = http::AppState {
+        group_commit,
         store: store.clone(),
         verify: config.verify.into(),
         body_limit: config.body_limit,

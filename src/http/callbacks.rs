@@ -88,7 +88,10 @@ async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let delivery = ingest::assess(&state.verify, expected, raw);
-    let outcome = state.store.record_delivery(&delivery).await?;
+    let outcome = match &state.group_commit {
+        Some(batches) => batches.record(delivery.clone()).await?,
+        None => state.store.record_delivery(&delivery).await?,
+    };
     let lag = match (&outcome, &delivery.verdict) {
         (Outcome::Stored, Verdict::Accepted(event)) => (delivery.received_at
             - event.event_at().to_utc())

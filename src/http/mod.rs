@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::ingest::VerifyPolicy;
 use crate::store::Store;
+use crate::store::group_commit::GroupCommit;
 use crate::zego::Secret;
 use error::ApiError;
 
@@ -39,6 +40,9 @@ pub struct AppState {
     pub api_tokens: Arc<Vec<Secret>>,
     /// Longest a request may take before it answers 503.
     pub request_timeout: Duration,
+    /// Batches concurrent callbacks into shared transactions; `None` writes
+    /// each in its own.
+    pub group_commit: Option<GroupCommit>,
 }
 
 /// Records every request's latency under its route template.

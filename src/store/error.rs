@@ -15,6 +15,32 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// A deadlock or serialization failure (SQLSTATE class 40): the same
+    /// transaction, run again, will very likely succeed.
+    pub fn is_lock_conflict(&self) -> bool {
+        matches!(self, StoreError::Unavailable(sqlx::Error::Database(db))
+            if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
+                && db.code().is_some_and(|c| c.starts_with("40")))
+    }
+
+    /// The database could not be reached at all (as opposed to refusing one
+    /// transaction): retrying piece by piece right away would not help.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, StoreError::Unavailable(sqlx::Error::Database(db))
+                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_transient(&e) {

@@ -3,6 +3,7 @@
 //! else sees `Arc<dyn Store>`. SQL lives in `postgres.rs` and `sqlite.rs` only.
 
 mod error;
+pub mod group_commit;
 mod merge;
 mod model;
 mod postgres;
@@ -81,10 +82,20 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Archives `delivery` and, when it carries an accepted event, stores the
-    /// event exactly once and merges it into sessions and presence, all in
-    /// one transaction. The replay guard is checked here, so replicas share it.
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError>;
+    /// Archives each delivery and, when it carries an accepted event, stores
+    /// the event exactly once and merges it into sessions and presence, all
+    /// in ONE transaction for the whole slice (group commit), in order, so
+    /// duplicates and conflicts inside a batch behave as across batches. The
+    /// replay guard is checked here, so replicas share it.
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError>;
+
+    /// One delivery in its own transaction.
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
+        let mut outcomes = self
+            .record_deliveries(std::slice::from_ref(delivery))
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per delivery"))
+    }
 
     /// The delivery archive, newest first.
     async fn list_deliveries(

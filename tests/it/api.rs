@@ -659,6 +659,7 @@ async fn without_tokens_only_loopback_clients_are_answered() {
         body_limit: BODY_LIMIT,
         api_tokens: std::sync::Arc::new(Vec::new()),
         request_timeout: std::time::Duration::from_secs(30),
+        group_commit: None,
     };
     let request = |ip: &str| {
         let mut r = axum::http::Request::get("/api/v1/rooms/open")

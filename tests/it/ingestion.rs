@@ -167,6 +167,15 @@ async fn same_identity_with_other_content_is_a_conflict_and_the_first_stays(back
 
 async fn identical_concurrent_deliveries_store_one_event(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
+    concurrent_identical_deliveries(&app).await;
+}
+
+async fn without_group_commit_identical_concurrent_deliveries_store_one_event(backend: Backend) {
+    let app = or_skip!(TestApp::spawn_unbatched(backend).await);
+    concurrent_identical_deliveries(&app).await;
+}
+
+async fn concurrent_identical_deliveries(app: &TestApp) {
     // The very same body 32 times at once (same nonce: a network-level retry),
     // then the same event re-signed 32 times at once (ZEGO-level retries).
     let same = json_body(&signed(fixture("room_login_current.json")));
@@ -469,6 +478,7 @@ conformance!(
     display_fields_are_decoded_and_identifiers_kept_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
     identical_concurrent_deliveries_store_one_event,
+    without_group_commit_identical_concurrent_deliveries_store_one_event,
     forged_signature_is_401_and_archived,
     stale_timestamp_is_401_and_archived,
     a_signature_reused_with_another_body_is_a_replay,

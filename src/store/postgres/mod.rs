@@ -77,11 +77,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         let mut tx = write::PgWrite(self.pool.begin().await?);
-        let outcome = record(&mut tx, delivery).await?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(record(&mut tx, delivery).await?);
+        }
         tx.0.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     async fn list_deliveries(

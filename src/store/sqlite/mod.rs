@@ -95,13 +95,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         // IMMEDIATE takes the write lock up front, so a lock held by another
         // process is waited for (busy_timeout) rather than failing mid-way.
         let mut tx = write::SqliteWrite(self.writer.begin_with("BEGIN IMMEDIATE").await?);
-        let outcome = record(&mut tx, delivery).await?;
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(record(&mut tx, delivery).await?);
+        }
         tx.0.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     async fn list_deliveries(

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use zego_room_tracker::domain::{Delivery, EventKind, Outcome};
 use zego_room_tracker::http::{self, AppState};
 use zego_room_tracker::ingest::{self, RawCallback, VerifyPolicy};
+use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
 use zego_room_tracker::store::{
     self, Backend, ConnectOptions, DeliveryFilter, DeliveryRecord, Store,
 };
@@ -59,6 +60,15 @@ pub fn test_connect_options() -> ConnectOptions {
     }
 }
 
+/// Group commit as `serve` runs it: the conformance suite goes through it.
+pub fn batching() -> GroupCommitOptions {
+    GroupCommitOptions {
+        max_batch: 64,
+        workers: 4,
+        max_wait: std::time::Duration::ZERO,
+    }
+}
+
 pub fn policy() -> VerifyPolicy {
     VerifyPolicy {
         secrets: SecretBook::new(vec![Secret::new(SECRET)], Default::default()),
@@ -81,11 +91,28 @@ impl TestApp {
         Some(TestApp::with_store(store, db, policy(), Vec::new()).await)
     }
 
+    /// Each delivery in its own transaction (group commit off).
+    pub async fn spawn_unbatched(backend: Backend) -> Option<TestApp> {
+        let (store, db) = fresh_store(backend).await?;
+        Some(TestApp::start(store, db, policy(), Vec::new(), false).await)
+    }
+
+    /// With group commit, as `serve` runs by default.
     pub async fn with_store(
         store: Arc<dyn Store>,
         db: TestDb,
         verify: VerifyPolicy,
         api_tokens: Vec<Secret>,
+    ) -> TestApp {
+        TestApp::start(store, db, verify, api_tokens, true).await
+    }
+
+    async fn start(
+        store: Arc<dyn Store>,
+        db: TestDb,
+        verify: VerifyPolicy,
+        api_tokens: Vec<Secret>,
+        batched: bool,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -97,6 +124,7 @@ impl TestApp {
             body_limit: BODY_LIMIT,
             api_tokens: Arc::new(api_tokens),
             request_timeout: std::time::Duration::from_secs(30),
+            group_commit: batched.then(|| GroupCommit::start(store.clone(), batching())),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {

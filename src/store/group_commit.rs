@@ -1,0 +1,155 @@
+//! Group commit: deliveries that arrive together are written in one
+//! transaction, so one commit (one fsync) serves many requests. Each request
+//! is answered only after the transaction holding it commits.
+//!
+//! No fixed wait: a worker takes whatever is queued (up to `max_batch`) the
+//! moment it is free, so a lone callback is written at once and batches grow
+//! only when commits are the bottleneck. If a batch fails for a reason other
+//! than an unreachable database (a deadlock between replicas, a bug tripped
+//! by one delivery), its deliveries are retried one transaction each, so one
+//! bad delivery cannot fail its neighbours.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{Store, StoreError};
+use crate::domain::{Delivery, Outcome};
+
+/// Batching settings.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitOptions {
+    /// Most deliveries in one transaction.
+    pub max_batch: usize,
+    /// Transactions in flight at once (SQLite has one writer: 1).
+    pub workers: usize,
+    /// How long a worker waits to fill a batch after its first delivery (0: not at all).
+    pub max_wait: Duration,
+}
+
+struct Job {
+    delivery: Delivery,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+/// A handle to the batching writers; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    pub fn start(store: Arc<dyn Store>, options: GroupCommitOptions) -> GroupCommit {
+        let max_batch = options.max_batch.max(1);
+        let (queue, jobs) = mpsc::channel(max_batch * options.workers.max(1) * 4);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..options.workers.max(1) {
+            tokio::spawn(worker(
+                store.clone(),
+                jobs.clone(),
+                max_batch,
+                options.max_wait,
+            ));
+        }
+        GroupCommit { queue }
+    }
+
+    /// Records `delivery` in the next batch; resolves after its commit.
+    pub async fn record(&self, delivery: Delivery) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { delivery, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
+    }
+}
+
+fn session_key(d: &Delivery) -> (Option<u32>, Option<&str>) {
+    (d.summary.appid, d.summary.room_session_id.as_deref())
+}
+
+async fn worker(
+    store: Arc<dyn Store>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+    max_wait: Duration,
+) {
+    loop {
+        // Gather under the lock; commit after releasing it, so the next
+        // worker gathers the next batch meanwhile.
+        let batch = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + max_wait;
+            while batch.len() < max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) if max_wait.is_zero() => break,
+                    Err(_) => match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                        Ok(Some(job)) => batch.push(job),
+                        _ => break,
+                    },
+                }
+            }
+            batch
+        };
+        // A common lock order (by session) makes deadlocks between
+        // concurrent batches rare; PostgreSQL breaks the rest, and the
+        // victim's batch is simply run again.
+        let mut batch = batch;
+        batch.sort_by(|a, b| session_key(&a.delivery).cmp(&session_key(&b.delivery)));
+        let deliveries: Vec<Delivery> = batch.iter().map(|j| j.delivery.clone()).collect();
+        let mut result = store.record_deliveries(&deliveries).await;
+        for _ in 0..3 {
+            match &result {
+                Err(e) if e.is_lock_conflict() => {
+                    result = store.record_deliveries(&deliveries).await
+                }
+                _ => break,
+            }
+        }
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if batch.len() > 1 && !e.is_connection_failure() => {
+                tracing::warn!(error = %e, size = batch.len(), "batch failed; retrying its deliveries one by one");
+                for job in batch {
+                    let mut result = store.record_delivery(&job.delivery).await;
+                    for _ in 0..3 {
+                        match &result {
+                            Err(e) if e.is_lock_conflict() => {
+                                result = store.record_delivery(&job.delivery).await
+                            }
+                            _ => break,
+                        }
+                    }
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let mut jobs = batch.into_iter();
+                if let Some(first) = jobs.next() {
+                    let _ = first.reply.send(Err(e));
+                }
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                            message.clone(),
+                        ))));
+                }
+            }
+        }
+    }
+}
