@@ -47,7 +47,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         if store.backend() == crate::store::Backend::Sqlite {
             options.workers = 1; // one writer: more workers would only split batches
         }
-        crate::store::group_commit::GroupCommit::start(store.clone(), options)
+        crate::store::group_commit::GroupCommit::start(&store, options)
     });
     let state = http::AppState {
         group_commit,

@@ -40,7 +40,7 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(store: Arc<dyn Store>, options: GroupCommitOptions) -> GroupCommit {
+    pub fn start(store: &Arc<dyn Store>, options: GroupCommitOptions) -> GroupCommit {
         let max_batch = options.max_batch.max(1);
         let (queue, jobs) = mpsc::channel(max_batch * options.workers.max(1) * 4);
         let jobs = Arc::new(Mutex::new(jobs));
