@@ -39,8 +39,12 @@ pub trait WriteTx: Send {
     /// Upserts the session row with what a create or a close sets.
     async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
 
-    /// Adds one to the close-reason rollup for this close's appid, hour and reason.
+    /// Adds one to the close-reason rollup for this close's appid, hour and
+    /// reason (applied by `flush_close_counts`, at the latest at commit).
     async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
+
+    /// Writes the counts `count_close` gathered, in key order.
+    async fn flush_close_counts(&mut self) -> Result<(), StoreError>;
 
     /// Inserts a bare session row for a login/logout; false if one existed.
     async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError>;
@@ -113,6 +117,12 @@ async fn store_event(
 ) -> Result<(Outcome, i64), StoreError> {
     let c = EventColumns::of(event);
     if c.is_presence() {
+        // Session row first, group lock second, for every presence event:
+        // one lock order within a session, so concurrent (batched)
+        // transactions do not deadlock. For a duplicate both are no-ops.
+        if !tx.insert_session_if_absent(&c).await? {
+            tx.widen_session(&c).await?;
+        }
         // Before the insert, so the recomputation below sees every event a
         // concurrent writer of this group committed.
         tx.lock_presence_group(&c).await?;
@@ -127,9 +137,6 @@ async fn store_event(
         return Ok((outcome, id));
     };
     if c.is_presence() {
-        if !tx.insert_session_if_absent(&c).await? {
-            tx.widen_session(&c).await?;
-        }
         let group = tx.presence_group(&c).await?;
         tx.replace_presence(&c, intervals_of(group)).await?;
     } else {

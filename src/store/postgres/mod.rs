@@ -78,12 +78,12 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = write::PgWrite(self.pool.begin().await?);
+        let mut tx = write::PgWrite::new(self.pool.begin().await?);
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             outcomes.push(record(&mut tx, delivery).await?);
         }
-        tx.0.commit().await?;
+        tx.commit().await?;
         Ok(outcomes)
     }
 
@@ -223,9 +223,9 @@ impl Store for PgStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = write::PgWrite(self.pool.begin().await?);
+        let mut tx = write::PgWrite::new(self.pool.begin().await?);
         let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
-        tx.0.commit().await?;
+        tx.commit().await?;
         Ok(report)
     }
 

@@ -98,12 +98,12 @@ impl Store for SqliteStore {
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         // IMMEDIATE takes the write lock up front, so a lock held by another
         // process is waited for (busy_timeout) rather than failing mid-way.
-        let mut tx = write::SqliteWrite(self.writer.begin_with("BEGIN IMMEDIATE").await?);
+        let mut tx = write::SqliteWrite::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             outcomes.push(record(&mut tx, delivery).await?);
         }
-        tx.0.commit().await?;
+        tx.commit().await?;
         Ok(outcomes)
     }
 
@@ -243,9 +243,9 @@ impl Store for SqliteStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = write::SqliteWrite(self.writer.begin_with("BEGIN IMMEDIATE").await?);
+        let mut tx = write::SqliteWrite::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
         let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
-        tx.0.commit().await?;
+        tx.commit().await?;
         Ok(report)
     }
 

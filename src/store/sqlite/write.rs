@@ -14,7 +14,24 @@ use crate::store::rebuild_sql;
 use crate::store::recorder::WriteTx;
 
 /// The write path's statements on an open SQLite transaction.
-pub(super) struct SqliteWrite(pub(super) Transaction<'static, Sqlite>);
+pub(super) struct SqliteWrite(pub(super) Transaction<'static, Sqlite>, CloseCounts);
+
+/// Close-reason increments of this transaction, applied at commit in key
+/// order: concurrent transactions then lock rollup rows in one order (no
+/// deadlocks) and each row is written once per transaction.
+type CloseCounts = std::collections::BTreeMap<(i64, DateTime<Utc>, i64), i64>;
+
+impl SqliteWrite {
+    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> SqliteWrite {
+        SqliteWrite(tx, CloseCounts::new())
+    }
+
+    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush_close_counts().await?;
+        self.0.commit().await?;
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl WriteTx for SqliteWrite {
@@ -129,17 +146,26 @@ impl WriteTx for SqliteWrite {
     }
 
     async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
-             VALUES ($1, $2, $3, 1)
-             ON CONFLICT (appid, hour_start, close_reason)
-             DO UPDATE SET closed_count = close_reason_hourly.closed_count + 1",
-        )
-        .bind(c.appid)
-        .bind(c.event_hour())
-        .bind(c.reason)
-        .execute(&mut *self.0)
-        .await?;
+        let reason = c.reason.expect("a stored close has a close_reason");
+        *self.1.entry((c.appid, c.event_hour(), reason)).or_default() += 1;
+        Ok(())
+    }
+
+    async fn flush_close_counts(&mut self) -> Result<(), StoreError> {
+        for ((appid, hour, reason), count) in std::mem::take(&mut self.1) {
+            sqlx::query(
+                "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (appid, hour_start, close_reason)
+                 DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count",
+            )
+            .bind(appid)
+            .bind(hour)
+            .bind(reason)
+            .bind(count)
+            .execute(&mut *self.0)
+            .await?;
+        }
         Ok(())
     }
 
