@@ -45,6 +45,11 @@ pub struct SendArgs {
     #[arg(long)]
     sessions: Option<u64>,
 
+    /// Keep generating sessions for this long (e.g. 30s) instead of a fixed
+    /// number; `--sessions` then caps the count.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "sessions")]
+    duration: Option<Duration>,
+
     /// Users per generated session.
     #[arg(long, default_value_t = 3)]
     users: usize,
@@ -177,7 +182,9 @@ async fn generate(sender: &Sender, args: &SendArgs, sessions: u64) -> Result<(),
             }
         })
     };
+    let deadline = args.duration.map(|d| started + d);
     let results: Vec<Vec<Sent>> = futures_util::stream::iter(0..sessions)
+        .take_while(|_| std::future::ready(deadline.is_none_or(|d| Instant::now() < d)))
         .map(|n| {
             let (plan, done) = (plan.clone(), done.clone());
             async move {
@@ -210,7 +217,7 @@ async fn generate(sender: &Sender, args: &SendArgs, sessions: u64) -> Result<(),
     let outcome_text: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!(
         "{} sessions, {} callbacks in {:.1} s ({:.0}/s): {}; latency ms p50 {:.1} p95 {:.1} p99 {:.1} max {:.1}",
-        sessions,
+        results.len(),
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
