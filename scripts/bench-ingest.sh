@@ -5,6 +5,10 @@
 # session's callbacks in order, CONCURRENCY sessions at once) from the same
 # machine. Prints a Markdown row per configuration: the sender's summary, the
 # server's peak resident memory, and the events found in the database after.
+# With ANCHORS (default ../shared/bench-anchors, the workplace's reference
+# instruments, run from where they are) it first measures PostgreSQL's own
+# per-commit ceiling for this write pattern with pgbench, and prints our
+# PostgreSQL figures as a ratio of it.
 #   scripts/bench-ingest.sh            (SESSIONS=1000 USERS=4 CONCURRENCY=64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +35,24 @@ run() { # label, database url, GROUP_COMMIT, command that prints the event count
     --concurrency "$CONCURRENCY" 2>/dev/null | tail -n 1)
   kill $pid; wait $pid 2>/dev/null || true
   wait $sampler 2>/dev/null || true
-  echo "| $1 | $summary | $(( $(cat "$DIR/rss") / 1024 )) MiB | $(eval "$4") of $expected |"
+  local ratio=""
+  local rps; rps=$(sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' <<<"$summary")
+  if [ -n "$ceiling" ] && [[ $1 == PostgreSQL* ]]; then
+    ratio=" (x$(python3 -c "print(f'{$rps / $ceiling:.2f}')") of pgbench)"
+  fi
+  echo "| $1 | $summary$ratio | $(( $(cat "$DIR/rss") / 1024 )) MiB | $(eval "$4") of $expected |"
 }
+
+ANCHORS=${ANCHORS:-../shared/bench-anchors}
+ceiling=""
+if [ -f "$ANCHORS/c_event_plus_delivery.sql" ] && command -v pgbench >/dev/null; then
+  psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS anchor WITH (FORCE)" -c "CREATE DATABASE anchor" 2>/dev/null
+  psql -q "$PG/anchor" -f "$ANCHORS/schema.sql" >/dev/null 2>&1
+  ceiling=$(cd "$ANCHORS" && pgbench -n -M prepared -f c_event_plus_delivery.sql -c 32 -j 2 -T 10 \
+    -h 127.0.0.1 -U postgres anchor 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  echo "pgbench anchor (one event row + one archive row per commit, 32 clients, 10 s): ${ceiling} commits/s"
+  echo
+fi
 
 echo "| configuration | sender summary | server peak RSS | events stored |"
 echo "|---|---|---|---|"
