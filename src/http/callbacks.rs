@@ -88,23 +88,26 @@ async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let delivery = ingest::assess(&state.verify, expected, raw);
-    let outcome = match &state.group_commit {
-        Some(batches) => batches.record(delivery.clone()).await?,
-        None => state.store.record_delivery(&delivery).await?,
-    };
-    let lag = match (&outcome, &delivery.verdict) {
-        (Outcome::Stored, Verdict::Accepted(event)) => (delivery.received_at
-            - event.event_at().to_utc())
-        .to_std()
-        .ok(),
+    // What the log line and the lag metric need, kept before the delivery
+    // moves into a batch.
+    let summary = delivery.summary.clone();
+    let delay = match &delivery.verdict {
+        Verdict::Accepted(event) => (delivery.received_at - event.event_at().to_utc())
+            .to_std()
+            .ok(),
         _ => None,
     };
-    metrics::record_callback(delivery.summary.event.as_deref(), &outcome, lag);
+    let outcome = match &state.group_commit {
+        Some(batches) => batches.record(delivery).await?,
+        None => state.store.record_delivery(&delivery).await?,
+    };
+    let lag = delay.filter(|_| outcome == Outcome::Stored);
+    metrics::record_callback(summary.event.as_deref(), &outcome, lag);
     tracing::info!(
-        event = delivery.summary.event.as_deref().unwrap_or("-"),
-        appid = delivery.summary.appid,
-        room_id = delivery.summary.room_id.as_deref().unwrap_or("-"),
-        room_session_id = delivery.summary.room_session_id.as_deref().unwrap_or("-"),
+        event = summary.event.as_deref().unwrap_or("-"),
+        appid = summary.appid,
+        room_id = summary.room_id.as_deref().unwrap_or("-"),
+        room_session_id = summary.room_session_id.as_deref().unwrap_or("-"),
         outcome = outcome.as_str(),
         reason = match &outcome {
             Outcome::Rejected(r) => r.code.as_str(),

@@ -23,22 +23,6 @@ impl StoreError {
             if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
                 && db.code().is_some_and(|c| c.starts_with("40")))
     }
-
-    /// The database could not be reached at all (as opposed to refusing one
-    /// transaction): retrying piece by piece right away would not help.
-    pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
-        ) || matches!(self, StoreError::Unavailable(sqlx::Error::Database(db))
-                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"))
-    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -81,7 +81,7 @@ async fn worker(
     loop {
         // Gather under the lock; commit after releasing it, so the next
         // worker gathers the next batch meanwhile.
-        let batch = {
+        let mut batch = {
             let mut jobs = jobs.lock().await;
             let Some(first) = jobs.recv().await else {
                 return;
@@ -101,55 +101,59 @@ async fn worker(
             batch
         };
         // A common lock order (by session) makes deadlocks between
-        // concurrent batches rare; PostgreSQL breaks the rest, and the
-        // victim's batch is simply run again.
-        let mut batch = batch;
+        // concurrent batches rare; PostgreSQL breaks the rest.
         batch.sort_by(|a, b| session_key(&a.delivery).cmp(&session_key(&b.delivery)));
-        let deliveries: Vec<Delivery> = batch.iter().map(|j| j.delivery.clone()).collect();
-        let mut result = store.record_deliveries(&deliveries).await;
-        for _ in 0..3 {
-            match &result {
-                Err(e) if e.is_lock_conflict() => {
-                    result = store.record_deliveries(&deliveries).await
-                }
-                _ => break,
-            }
-        }
-        match result {
+        let (deliveries, replies): (Vec<Delivery>, Vec<_>) =
+            batch.into_iter().map(|j| (j.delivery, j.reply)).unzip();
+        match record_with_retries(store.as_ref(), &deliveries).await {
             Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
-            Err(e) if batch.len() > 1 && !e.is_connection_failure() => {
-                tracing::warn!(error = %e, size = batch.len(), "batch failed; retrying its deliveries one by one");
-                for job in batch {
-                    let mut result = store.record_delivery(&job.delivery).await;
-                    for _ in 0..3 {
-                        match &result {
-                            Err(e) if e.is_lock_conflict() => {
-                                result = store.record_delivery(&job.delivery).await
-                            }
-                            _ => break,
-                        }
-                    }
-                    let _ = job.reply.send(result);
+            // A bug tripped by one delivery, or a deadlock that kept coming
+            // back: each delivery on its own, so only the culprit fails.
+            Err(e)
+                if deliveries.len() > 1
+                    && (e.is_lock_conflict() || matches!(e, StoreError::Internal(_))) =>
+            {
+                tracing::warn!(error = %e, size = deliveries.len(), "batch failed; retrying its deliveries one by one");
+                for (delivery, reply) in deliveries.iter().zip(replies) {
+                    let alone =
+                        record_with_retries(store.as_ref(), std::slice::from_ref(delivery)).await;
+                    let _ =
+                        reply.send(alone.map(|mut o| o.pop().expect("one outcome per delivery")));
                 }
             }
+            // The database is unreachable: everyone gets the 503 (ZEGO retries).
             Err(e) => {
                 let message = e.to_string();
-                let mut jobs = batch.into_iter();
-                if let Some(first) = jobs.next() {
-                    let _ = first.reply.send(Err(e));
+                let mut replies = replies.into_iter();
+                if let Some(first) = replies.next() {
+                    let _ = first.send(Err(e));
                 }
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                            message.clone(),
-                        ))));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                        message.clone(),
+                    ))));
                 }
             }
         }
     }
+}
+
+/// One transaction for `deliveries`, run again (up to three times) when
+/// PostgreSQL chose it as a deadlock or serialization victim.
+async fn record_with_retries(
+    store: &dyn Store,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut result = store.record_deliveries(deliveries).await;
+    for _ in 0..3 {
+        match &result {
+            Err(e) if e.is_lock_conflict() => result = store.record_deliveries(deliveries).await,
+            _ => break,
+        }
+    }
+    result
 }
