@@ -1,6 +1,12 @@
-//! Reading instants people type: RFC 3339 or Unix epoch milliseconds.
+//! Instants as people read and type them: RFC 3339 UTC with milliseconds
+//! out; RFC 3339 or Unix epoch milliseconds in.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+/// `2017-07-10T08:56:29.909Z`: the one format every answer uses.
+pub fn format_instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
 
 /// `2024-05-01T00:00:00Z` (any offset) or `1714521600000`.
 pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {

@@ -1,6 +1,5 @@
 //! Turning a report's rows, whatever their columns, into JSON values.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::{Column, Row};
 
@@ -28,8 +27,4 @@ pub fn report_table<R: Row>(
 
 pub fn json_of<T: Serialize>(value: T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

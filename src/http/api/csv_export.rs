@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
+use super::params::{encode_session_cursor, trim_page};
 use super::rooms::closed_key;
 use super::views::SessionView;
 use crate::http::error::ApiError;
@@ -54,10 +55,8 @@ pub async fn closed(
 ) -> Result<Response, ApiError> {
     if !whole {
         let mut rows = store.list_closed(&query).await?;
-        let limit = usize::try_from(limit).expect("limit is 1..=1000");
-        let next = (rows.len() > limit).then(|| {
-            rows.truncate(limit);
-            super::params::encode_session_cursor(&closed_key(rows.last().expect("limit >= 1")))
+        let next = trim_page(&mut rows, limit, |row| {
+            encode_session_cursor(&closed_key(row))
         });
         let mut response = csv_response(Body::from(render(&rows, true)));
         if let Some(cursor) = next {

@@ -65,11 +65,7 @@ pub async fn list_deliveries(
         limit: limit + 1,
     };
     let mut rows = state.store.list_deliveries(&filter).await?;
-    let limit = usize::try_from(limit).expect("limit is 1..=1000");
-    let next_cursor = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        params::encode_id_cursor(rows.last().expect("limit >= 1").id)
-    });
+    let next_cursor = params::trim_page(&mut rows, limit, |row| params::encode_id_cursor(row.id));
     Ok(Json(Page {
         items: rows.into_iter().map(DeliveryView::from).collect(),
         next_cursor,

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::domain::time::parse_instant;
 use crate::http::error::ApiError;
 use crate::store::query::SessionKey;
 
@@ -45,16 +46,7 @@ pub fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
 /// A time: RFC 3339 (`2024-05-01T00:00:00Z`) or Unix epoch milliseconds.
 pub fn time(name: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    let parsed = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
-        raw.parse::<i64>()
-            .ok()
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-    } else {
-        DateTime::parse_from_rfc3339(raw)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    };
-    parsed.map(Some).ok_or_else(|| {
+    parse_instant(raw).map(Some).ok_or_else(|| {
         ApiError::invalid_parameter(
             name,
             format!(
@@ -110,6 +102,20 @@ pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// `from` and `to`. An empty or inverted range is not an error: it matches nothing.
 pub fn range(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, ApiError> {
     Ok((time("from", from)?, time("to", to)?))
+}
+
+/// Lists are fetched with one row more than `limit`: if it came, the page
+/// is not the last. Drops it and returns the cursor of the page's last row.
+pub fn trim_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> Option<String> {
+    let limit = usize::try_from(limit).expect("limit is 1..=1000");
+    (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        cursor_of(rows.last().expect("limit >= 1"))
+    })
 }
 
 /// Opaque cursors: hex of a small text, so clients treat them as tokens.

@@ -150,10 +150,8 @@ pub fn page(
     limit: i64,
     key: fn(&SessionRow) -> SessionKey,
 ) -> Page<SessionView> {
-    let limit = usize::try_from(limit).expect("limit is 1..=1000");
-    let next_cursor = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        params::encode_session_cursor(&key(rows.last().expect("limit >= 1")))
+    let next_cursor = params::trim_page(&mut rows, limit, |row| {
+        params::encode_session_cursor(&key(row))
     });
     Page {
         items: rows.into_iter().map(SessionView::from).collect(),

@@ -2,7 +2,7 @@
 //! `room_session_id` is always a string (JavaScript loses precision above
 //! 2^53); `appid` is a number.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -10,9 +10,7 @@ use crate::domain::reason::{close_reason_name, logout_reason_name};
 use crate::store::DeliveryRecord;
 use crate::store::query::{ParticipantRow, SessionRow, TimelineRow};
 
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::domain::time::format_instant as ts;
 
 fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(ts)

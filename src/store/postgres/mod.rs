@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Column, PgPool, Postgres, Row, TypeInfo};
 
-use crate::store::report::rfc3339;
+use crate::domain::time::format_instant;
 
 use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
@@ -249,7 +249,10 @@ impl Store for PgStore {
                 ),
                 "FLOAT4" | "FLOAT8" => json_of(row.try_get::<Option<f64>, _>(i)?),
                 "BOOL" => json_of(row.try_get::<Option<bool>, _>(i)?),
-                "TIMESTAMPTZ" => json_of(row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(rfc3339)),
+                "TIMESTAMPTZ" => json_of(
+                    row.try_get::<Option<DateTime<Utc>>, _>(i)?
+                        .map(format_instant),
+                ),
                 _ => json_of(row.try_get::<Option<String>, _>(i)?),
             })
         })
