@@ -45,3 +45,99 @@ pub const ARCHIVED_AFTER: &str = "SELECT * FROM deliveries WHERE id > $1 ORDER B
 
 pub const SET_RESULT: &str =
     "UPDATE deliveries SET outcome = $2, reason = $3, detail = $4, event_id = $5 WHERE id = $1";
+
+// The statements both backends run as they are, written once, generic over
+// the sqlx backend; `RebuildTx` impls call them on their open transaction.
+
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::StoreError;
+use super::merge::outcome_reason;
+use super::model::DeliveryRecord;
+use super::rebuild::{RebuildReport, TableChange};
+use crate::domain::Outcome;
+
+pub async fn clear_derived<DB>(conn: &mut DB::Connection) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    for statement in CLEAR {
+        sqlx::query::<DB>(statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn archived_after<DB>(
+    conn: &mut DB::Connection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryRecord>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as::<DB, DeliveryRecord>(ARCHIVED_AFTER)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub async fn set_delivery_result<DB>(
+    conn: &mut DB::Connection,
+    id: i64,
+    outcome: &Outcome,
+    event_id: Option<i64>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+{
+    let (reason, detail) = outcome_reason(outcome);
+    sqlx::query::<DB>(SET_RESULT)
+        .bind(id)
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(detail)
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn compare_with_set_aside<DB>(
+    conn: &mut DB::Connection,
+    report: &mut RebuildReport,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+{
+    let changes = [
+        &mut report.events,
+        &mut report.sessions,
+        &mut report.intervals,
+        &mut report.close_counts,
+    ];
+    for ((table, columns), change) in TABLES.into_iter().zip(changes) {
+        let sql = diff(table, columns);
+        let (added, removed) = sqlx::query_as::<DB, (i64, i64)>(&sql)
+            .fetch_one(&mut *conn)
+            .await?;
+        *change = TableChange { added, removed };
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use crate::domain::{Delivery, Outcome, ReplayKey};
 use crate::store::StoreError;
 use crate::store::merge::{EventColumns, GroupEventRow, outcome_reason};
 use crate::store::model::DeliveryRecord;
-use crate::store::rebuild::{RebuildReport, RebuildTx, TableChange};
+use crate::store::rebuild::{RebuildReport, RebuildTx};
 use crate::store::rebuild_sql;
 use crate::store::recorder::WriteTx;
 
@@ -317,10 +317,7 @@ impl RebuildTx for PgWrite {
     }
 
     async fn clear_derived(&mut self) -> Result<(), StoreError> {
-        for statement in rebuild_sql::CLEAR {
-            sqlx::query(statement).execute(&mut *self.0).await?;
-        }
-        Ok(())
+        rebuild_sql::clear_derived::<Postgres>(&mut self.0).await
     }
 
     async fn archived_after(
@@ -328,11 +325,7 @@ impl RebuildTx for PgWrite {
         after: i64,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(sqlx::query_as(rebuild_sql::ARCHIVED_AFTER)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *self.0)
-            .await?)
+        rebuild_sql::archived_after::<Postgres>(&mut self.0, after, limit).await
     }
 
     async fn set_delivery_result(
@@ -341,34 +334,14 @@ impl RebuildTx for PgWrite {
         outcome: &Outcome,
         event_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        let (reason, detail) = outcome_reason(outcome);
-        sqlx::query(rebuild_sql::SET_RESULT)
-            .bind(id)
-            .bind(outcome.as_str())
-            .bind(reason)
-            .bind(detail)
-            .bind(event_id)
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
+        rebuild_sql::set_delivery_result::<Postgres>(&mut self.0, id, outcome, event_id).await
     }
 
     async fn compare_with_set_aside(
         &mut self,
         report: &mut RebuildReport,
     ) -> Result<(), StoreError> {
-        let changes = [
-            &mut report.events,
-            &mut report.sessions,
-            &mut report.intervals,
-            &mut report.close_counts,
-        ];
-        for ((table, columns), change) in rebuild_sql::TABLES.into_iter().zip(changes) {
-            let (added, removed): (i64, i64) = sqlx::query_as(&rebuild_sql::diff(table, columns))
-                .fetch_one(&mut *self.0)
-                .await?;
-            *change = TableChange { added, removed };
-        }
+        rebuild_sql::compare_with_set_aside::<Postgres>(&mut self.0, report).await?;
         Ok(())
     }
 }
