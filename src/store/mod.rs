@@ -15,6 +15,7 @@ mod rebuild_sql;
 mod recorder;
 mod report;
 mod sqlite;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;

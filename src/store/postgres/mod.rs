@@ -25,6 +25,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
+use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
 pub struct PgStore {
@@ -78,7 +79,7 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = write::PgWrite::new(self.pool.begin().await?);
+        let mut tx = Write::new(self.pool.begin().await?);
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             outcomes.push(record(&mut tx, delivery).await?);
@@ -223,7 +224,7 @@ impl Store for PgStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = write::PgWrite::new(self.pool.begin().await?);
+        let mut tx = Write::new(self.pool.begin().await?);
         let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
         tx.commit().await?;
         Ok(report)

@@ -23,6 +23,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
+use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
 pub struct SqliteStore {
@@ -98,7 +99,7 @@ impl Store for SqliteStore {
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         // IMMEDIATE takes the write lock up front, so a lock held by another
         // process is waited for (busy_timeout) rather than failing mid-way.
-        let mut tx = write::SqliteWrite::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
+        let mut tx = Write::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
         let mut outcomes = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             outcomes.push(record(&mut tx, delivery).await?);
@@ -243,7 +244,7 @@ impl Store for SqliteStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = write::SqliteWrite::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
+        let mut tx = Write::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
         let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
         tx.commit().await?;
         Ok(report)
