@@ -35,7 +35,7 @@ pub struct DeliverySummary {
 }
 
 /// The signed (timestamp, nonce, signature) triple, exactly as received.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplayKey {
     pub timestamp: String,
     pub nonce: String,

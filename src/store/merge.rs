@@ -59,17 +59,25 @@ impl<'a> EventColumns<'a> {
         self.user_account.is_some()
     }
 
-    /// Names one presence group (appid, room session, user, user session)
-    /// for locking. Parts are joined with the unit separator; a clash would
-    /// only make two groups wait for each other, never mix their rows.
-    pub fn presence_group_key(&self) -> String {
-        format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+    /// What makes a second copy of this event a duplicate (or a conflict).
+    pub fn identity(&self) -> EventIdentity {
+        EventIdentity::new(
+            self.event,
             self.appid,
-            self.room_session_id,
-            self.user_account.unwrap_or_default(),
-            self.session_id.unwrap_or_default()
+            &self.room_session_id,
+            self.user_account.zip(self.session_id),
+            self.event_at,
         )
+    }
+
+    /// The presence group of a login or logout.
+    pub fn presence_group(&self) -> Option<GroupKey> {
+        Some(GroupKey {
+            appid: self.appid,
+            room_session_id: self.room_session_id.clone(),
+            user_account: self.user_account?.to_owned(),
+            session_id: self.session_id?.to_owned(),
+        })
     }
 
     /// The UTC hour of the event time: the close-reason rollup's bucket.
@@ -86,6 +94,169 @@ impl<'a> EventColumns<'a> {
             "room_close" => (None, Some(self.event_at), self.reason),
             _ => (None, None, None),
         }
+    }
+}
+
+/// The identity of an event, as the partial unique indexes on `events`
+/// define it: (appid, room session) for creates and closes; user, user
+/// session and event time too for logins and logouts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventIdentity {
+    pub appid: i64,
+    pub room_session_id: String,
+    pub event: String,
+    pub user: Option<(String, String, DateTime<Utc>)>,
+}
+
+impl EventIdentity {
+    pub fn new(
+        event: &str,
+        appid: i64,
+        room_session_id: &str,
+        user: Option<(&str, &str)>,
+        event_at: DateTime<Utc>,
+    ) -> EventIdentity {
+        EventIdentity {
+            appid,
+            room_session_id: room_session_id.to_owned(),
+            event: event.to_owned(),
+            user: user.map(|(account, session)| (account.to_owned(), session.to_owned(), event_at)),
+        }
+    }
+}
+
+/// An event row as `INSERT … RETURNING` gives it back: its id and identity.
+#[derive(Debug, sqlx::FromRow)]
+pub struct InsertedEventRow {
+    pub id: i64,
+    pub event: String,
+    pub appid: i64,
+    pub room_session_id: String,
+    pub user_account: Option<String>,
+    pub session_id: Option<String>,
+    pub event_at: DateTime<Utc>,
+}
+
+impl InsertedEventRow {
+    pub fn identity(&self) -> EventIdentity {
+        EventIdentity::new(
+            &self.event,
+            self.appid,
+            &self.room_session_id,
+            self.user_account.as_deref().zip(self.session_id.as_deref()),
+            self.event_at,
+        )
+    }
+}
+
+/// One presence group: a user session's logins and logouts in one room
+/// session. Its intervals are recomputed whenever one of its events arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::FromRow)]
+pub struct GroupKey {
+    pub appid: i64,
+    pub room_session_id: String,
+    pub user_account: String,
+    pub session_id: String,
+}
+
+impl GroupKey {
+    /// Names the group for an advisory lock. Parts are joined with the unit
+    /// separator; a clash would only make two groups wait for each other,
+    /// never mix their rows.
+    pub fn lock_name(&self) -> String {
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.appid, self.room_session_id, self.user_account, self.session_id
+        )
+    }
+}
+
+/// A stored login or logout with the group it belongs to.
+#[derive(Debug, sqlx::FromRow)]
+pub struct GroupMemberRow {
+    #[sqlx(flatten)]
+    pub group: GroupKey,
+    #[sqlx(flatten)]
+    pub event: GroupEventRow,
+}
+
+/// What a batch's logins and logouts do to their session row: create it
+/// bare if absent, else move its room id and first event time to the
+/// smallest seen. One per session, the batch's extremes folded in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTouch {
+    pub appid: i64,
+    pub room_session_id: String,
+    pub room_id: String,
+    pub first_event_at: DateTime<Utc>,
+}
+
+impl SessionTouch {
+    pub fn of(c: &EventColumns<'_>) -> SessionTouch {
+        SessionTouch {
+            appid: c.appid,
+            room_session_id: c.room_session_id.clone(),
+            room_id: c.room_id.to_owned(),
+            first_event_at: c.event_at,
+        }
+    }
+
+    pub fn absorb(&mut self, c: &EventColumns<'_>) {
+        if c.room_id < self.room_id.as_str() {
+            c.room_id.clone_into(&mut self.room_id);
+        }
+        self.first_event_at = self.first_event_at.min(c.event_at);
+    }
+}
+
+/// The session fields a batch's stored creates and closes set: at most one
+/// create and one close per session, folded into one upsert (one statement
+/// may not update a row twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleMerge {
+    pub appid: i64,
+    pub room_session_id: String,
+    pub room_id: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub creator: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub close_reason: Option<i64>,
+    pub first_event_at: DateTime<Utc>,
+}
+
+impl LifecycleMerge {
+    pub fn of(c: &EventColumns<'_>) -> LifecycleMerge {
+        let mut merge = LifecycleMerge {
+            appid: c.appid,
+            room_session_id: c.room_session_id.clone(),
+            room_id: c.room_id.to_owned(),
+            created_at: None,
+            creator: None,
+            closed_at: None,
+            close_reason: None,
+            first_event_at: c.event_at,
+        };
+        merge.absorb(c);
+        merge
+    }
+
+    /// The same rules the upsert applies against the stored row: the
+    /// smaller room id, the earlier first event, the first value of each field.
+    pub fn absorb(&mut self, c: &EventColumns<'_>) {
+        let (created_at, closed_at, close_reason) = c.session_fields();
+        if c.room_id < self.room_id.as_str() {
+            c.room_id.clone_into(&mut self.room_id);
+        }
+        self.first_event_at = self.first_event_at.min(c.event_at);
+        self.created_at = self.created_at.or(created_at);
+        self.creator = self.creator.take().or(c.creator.map(str::to_owned));
+        self.closed_at = self.closed_at.or(closed_at);
+        self.close_reason = self.close_reason.or(close_reason);
+    }
+
+    /// The creation time when known, else the first event's.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.created_at.unwrap_or(self.first_event_at)
     }
 }
 

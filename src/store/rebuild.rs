@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::model::DeliveryRecord;
-use super::recorder::{WriteTx, apply_verdict};
+use super::recorder::{WriteTx, apply_verdicts};
 use crate::domain::{Delivery, Outcome};
 
 /// Rows added and removed in one table by a rebuild (compared on their
@@ -89,12 +89,14 @@ pub async fn rebuild(
         let page = tx.archived_after(after, 500).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        for archived in page
+        let replayed: Vec<&DeliveryRecord> = page
             .iter()
             .filter(|d| REPLAYED_OUTCOMES.contains(&d.outcome.as_str()))
-        {
-            let delivery = reassess(archived);
-            let (outcome, event_id) = apply_verdict(tx, &delivery).await?;
+            .collect();
+        let deliveries: Vec<Delivery> = replayed.iter().map(|d| reassess(d)).collect();
+        let refs: Vec<&Delivery> = deliveries.iter().collect();
+        let results = apply_verdicts(tx, &refs).await?;
+        for (archived, (outcome, event_id)) in replayed.into_iter().zip(results) {
             if outcome.as_str() != archived.outcome
                 || event_id.is_none() != archived.event_id.is_none()
             {

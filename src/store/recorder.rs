@@ -1,43 +1,79 @@
-//! The one transaction every delivery goes through, whatever the backend:
-//! replay guard → event identity → session merge → presence → archive.
-//! Backends supply the statements (`WriteTx`); the decisions live here once.
+//! The one transaction a batch of deliveries goes through, whatever the
+//! backend: replay guard → session rows → group locks → event identity →
+//! presence recompute / session merge → archive. Each step is one set-based
+//! statement for the whole batch (a handful of round trips per commit, not
+//! a handful per callback), and its result is the one the deliveries would
+//! get one after another in batch order. Backends supply the statements
+//! (`WriteTx`); the decisions live here once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use super::merge::{EventColumns, GroupEventRow, intervals_of, replay_rejection};
+use super::merge::{
+    EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch,
+    intervals_of, replay_rejection,
+};
 use crate::domain::presence::PresenceInterval;
-use crate::domain::{Delivery, Event, EventKind, Outcome, ReplayKey, Verdict};
+use crate::domain::{Delivery, EventKind, Outcome, ReplayKey, Verdict};
 
-/// The statements of the write path, run inside one open transaction.
+/// A signed triple to bind to the body it first came with.
+pub struct ReplayClaim<'a> {
+    pub key: &'a ReplayKey,
+    pub body_sha256: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// A delivery's archive row.
+pub struct ArchiveRow<'a> {
+    pub delivery: &'a Delivery,
+    pub outcome: &'a Outcome,
+    pub event_id: Option<i64>,
+}
+
+/// An event to insert, with when its delivery arrived.
+pub struct NewEvent<'c, 'e> {
+    pub columns: &'c EventColumns<'e>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The statements of the write path, run inside one open transaction. Each
+/// takes every row of the batch at once; inputs come sorted by key where
+/// the order decides which locks are taken first.
 #[async_trait]
 pub trait WriteTx: Send {
-    /// Records `body_sha256` as the body of `key` unless the key is known;
-    /// returns the digest of the first body seen with it.
-    async fn claim_replay_key(
+    /// Binds each key (unique, sorted) to its body's digest unless the key
+    /// is known; returns, per key, the digest of the first body seen with it.
+    async fn claim_replay_keys(
         &mut self,
-        key: &ReplayKey,
-        body_sha256: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, StoreError>;
+        claims: &[ReplayClaim<'_>],
+    ) -> Result<HashMap<ReplayKey, String>, StoreError>;
 
-    /// Holds other writers of this presence group off until commit, where
-    /// the backend has concurrent writers at all.
-    async fn lock_presence_group(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
+    /// Creates the bare session rows that do not exist and widens those
+    /// that do. A row is locked only when it changes, so a busy room's
+    /// logins do not queue on it.
+    async fn touch_presence_sessions(&mut self, touches: &[SessionTouch])
+    -> Result<(), StoreError>;
 
-    /// Inserts the event unless its identity exists; the new id if inserted.
-    async fn insert_event(
+    /// Holds other writers of these presence groups (sorted) off until
+    /// commit, where the backend has concurrent writers at all.
+    async fn lock_presence_groups(&mut self, groups: &[GroupKey]) -> Result<(), StoreError>;
+
+    /// Inserts the events (unique identities) that are not stored yet;
+    /// returns the identity and new id of each one inserted.
+    async fn insert_events(
         &mut self,
-        c: &EventColumns<'_>,
-        received_at: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError>;
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<Vec<(EventIdentity, i64)>, StoreError>;
 
     /// Id and content fingerprint of the stored event with this identity.
     async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError>;
 
-    /// Upserts the session row with what a create or a close sets.
-    async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
+    /// Upserts the session rows (one per session) with what creates and
+    /// closes set.
+    async fn merge_lifecycles(&mut self, merges: &[LifecycleMerge]) -> Result<(), StoreError>;
 
     /// Adds one to the close-reason rollup for this close's appid, hour and
     /// reason (applied by `flush_close_counts`, at the latest at commit).
@@ -46,106 +82,251 @@ pub trait WriteTx: Send {
     /// Writes the counts `count_close` gathered, in key order.
     async fn flush_close_counts(&mut self) -> Result<(), StoreError>;
 
-    /// Inserts a bare session row for a login/logout; false if one existed.
-    async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError>;
-
-    /// Moves the session's first event time earlier (and its room id to the
-    /// smaller) only when this event changes them, so a busy room's logins do
-    /// not queue on the session row's lock.
-    async fn widen_session(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
-
-    /// The group's stored logins and logouts.
-    async fn presence_group(
+    /// The stored logins and logouts of these groups.
+    async fn presence_groups(
         &mut self,
-        c: &EventColumns<'_>,
-    ) -> Result<Vec<GroupEventRow>, StoreError>;
+        groups: &[GroupKey],
+    ) -> Result<Vec<GroupMemberRow>, StoreError>;
 
-    /// Replaces the group's presence rows.
+    /// Replaces the presence rows of these groups with `intervals`.
     async fn replace_presence(
         &mut self,
-        c: &EventColumns<'_>,
-        intervals: Vec<PresenceInterval>,
+        groups: &[GroupKey],
+        intervals: &[(&GroupKey, PresenceInterval)],
     ) -> Result<(), StoreError>;
 
-    /// Writes the delivery's archive row.
-    async fn archive(
-        &mut self,
-        delivery: &Delivery,
-        outcome: &Outcome,
-        event_id: Option<i64>,
-    ) -> Result<(), StoreError>;
+    /// Writes the deliveries' archive rows.
+    async fn archive(&mut self, rows: &[ArchiveRow<'_>]) -> Result<(), StoreError>;
 }
 
-/// Decides and writes the outcome of `delivery`. The caller commits.
-pub async fn record(tx: &mut dyn WriteTx, delivery: &Delivery) -> Result<Outcome, StoreError> {
-    if let Some(key) = &delivery.replay_key {
-        let first_body = tx
-            .claim_replay_key(key, &delivery.body_sha256, delivery.received_at)
-            .await?;
-        if first_body != delivery.body_sha256 {
-            let outcome = Outcome::Rejected(replay_rejection());
-            tx.archive(delivery, &outcome, None).await?;
-            return Ok(outcome);
+/// Decides and writes the outcomes of `deliveries`, in order. The caller commits.
+pub async fn record(
+    tx: &mut dyn WriteTx,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, StoreError> {
+    let replayed = replayed_with_another_body(tx, deliveries).await?;
+    let fresh: Vec<&Delivery> = deliveries
+        .iter()
+        .zip(&replayed)
+        .filter(|(_, replayed)| !**replayed)
+        .map(|(d, _)| d)
+        .collect();
+    let mut applied = apply_verdicts(tx, &fresh).await?.into_iter();
+    let results: Vec<(Outcome, Option<i64>)> = replayed
+        .iter()
+        .map(|replayed| match replayed {
+            true => (Outcome::Rejected(replay_rejection()), None),
+            false => applied.next().expect("one result per fresh delivery"),
+        })
+        .collect();
+    let archive: Vec<ArchiveRow<'_>> = deliveries
+        .iter()
+        .zip(&results)
+        .map(|(delivery, (outcome, event_id))| ArchiveRow {
+            delivery,
+            outcome,
+            event_id: *event_id,
+        })
+        .collect();
+    tx.archive(&archive).await?;
+    Ok(results.into_iter().map(|(outcome, _)| outcome).collect())
+}
+
+/// The replay guard: whether each delivery reuses a signed triple first
+/// seen with another body (earlier, or earlier in this batch).
+async fn replayed_with_another_body(
+    tx: &mut dyn WriteTx,
+    deliveries: &[Delivery],
+) -> Result<Vec<bool>, StoreError> {
+    // The first delivery of each key in the batch is the one that claims it.
+    let mut claims: BTreeMap<&ReplayKey, ReplayClaim<'_>> = BTreeMap::new();
+    for d in deliveries {
+        if let Some(key) = &d.replay_key {
+            claims.entry(key).or_insert(ReplayClaim {
+                key,
+                body_sha256: &d.body_sha256,
+                at: d.received_at,
+            });
         }
     }
-    let (outcome, event_id) = apply_verdict(tx, delivery).await?;
-    tx.archive(delivery, &outcome, event_id).await?;
-    Ok(outcome)
+    if claims.is_empty() {
+        return Ok(vec![false; deliveries.len()]);
+    }
+    let claims: Vec<ReplayClaim<'_>> = claims.into_values().collect();
+    let first_bodies = tx.claim_replay_keys(&claims).await?;
+    Ok(deliveries
+        .iter()
+        .map(|d| {
+            d.replay_key.as_ref().is_some_and(|key| {
+                first_bodies.get(key).map(String::as_str) != Some(d.body_sha256.as_str())
+            })
+        })
+        .collect())
 }
 
-/// Stores the delivery's event, if it carries one: the outcome and the id
-/// of the event it stored, duplicated or conflicted with. No replay guard,
-/// no archive row (`rebuild` replays deliveries already archived).
-pub async fn apply_verdict(
+/// Stores the deliveries' events, where they carry one: each delivery's
+/// outcome and the id of the event it stored, duplicated or conflicted
+/// with. No replay guard, no archive rows (`rebuild` replays deliveries
+/// already archived).
+pub async fn apply_verdicts(
     tx: &mut dyn WriteTx,
-    delivery: &Delivery,
-) -> Result<(Outcome, Option<i64>), StoreError> {
-    Ok(match &delivery.verdict {
-        Verdict::Rejected(r) => (Outcome::Rejected(r.clone()), None),
-        Verdict::Ignored { .. } => (Outcome::Ignored, None),
-        Verdict::Accepted(event) => {
-            let (outcome, id) = store_event(tx, event, delivery.received_at).await?;
-            (outcome, Some(id))
+    deliveries: &[&Delivery],
+) -> Result<Vec<(Outcome, Option<i64>)>, StoreError> {
+    let mut accepted = Vec::new();
+    let mut columns = Vec::new();
+    for (i, d) in deliveries.iter().enumerate() {
+        if let Verdict::Accepted(event) = &d.verdict {
+            accepted.push(i);
+            columns.push(NewEventColumns {
+                columns: EventColumns::of(event),
+                received_at: d.received_at,
+            });
         }
-    })
+    }
+    let mut stored = store_events(tx, &columns).await?.into_iter();
+    let mut accepted = accepted.into_iter().peekable();
+    Ok(deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match &d.verdict {
+            Verdict::Rejected(r) => (Outcome::Rejected(r.clone()), None),
+            Verdict::Ignored { .. } => (Outcome::Ignored, None),
+            Verdict::Accepted(_) => {
+                debug_assert_eq!(accepted.next(), Some(i));
+                let (outcome, id) = stored.next().expect("one result per accepted event");
+                (outcome, Some(id))
+            }
+        })
+        .collect())
 }
 
-async fn store_event(
-    tx: &mut dyn WriteTx,
-    event: &Event,
+struct NewEventColumns<'e> {
+    columns: EventColumns<'e>,
     received_at: DateTime<Utc>,
-) -> Result<(Outcome, i64), StoreError> {
-    let c = EventColumns::of(event);
-    if c.is_presence() {
-        // Session row first, group lock second, for every presence event:
-        // one lock order within a session, so concurrent (batched)
-        // transactions do not deadlock. For a duplicate both are no-ops.
-        if !tx.insert_session_if_absent(&c).await? {
-            tx.widen_session(&c).await?;
-        }
-        // Before the insert, so the recomputation below sees every event a
-        // concurrent writer of this group committed.
-        tx.lock_presence_group(&c).await?;
+}
+
+/// The event a batch stores (or finds) for one identity.
+struct FirstCopy {
+    id: i64,
+    content_sha256: String,
+    /// Inserted by this batch, by the event at this position.
+    inserted_by: Option<usize>,
+}
+
+async fn store_events(
+    tx: &mut dyn WriteTx,
+    events: &[NewEventColumns<'_>],
+) -> Result<Vec<(Outcome, i64)>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let Some(id) = tx.insert_event(&c, received_at).await? else {
-        let (id, first_sha256) = tx.find_event(&c).await?;
-        let outcome = if first_sha256 == c.content_sha256 {
+    // Session rows first, group locks second, for every login and logout
+    // (duplicates too): one lock order, so concurrent batches do not
+    // deadlock; the locks come before the insert, so the recomputation
+    // below sees every event a concurrent writer of a group committed.
+    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
+    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
+    for e in events.iter().filter(|e| e.columns.is_presence()) {
+        let c = &e.columns;
+        touches
+            .entry((c.appid, c.room_session_id.as_str()))
+            .and_modify(|t| t.absorb(c))
+            .or_insert_with(|| SessionTouch::of(c));
+        groups.extend(c.presence_group());
+    }
+    if !touches.is_empty() {
+        let touches: Vec<SessionTouch> = touches.into_values().collect();
+        tx.touch_presence_sessions(&touches).await?;
+        tx.lock_presence_groups(&groups.into_iter().collect::<Vec<_>>())
+            .await?;
+    }
+
+    // One insert for the batch's distinct identities (the first copy of
+    // each in batch order), sorted so concurrent batches insert in one order.
+    let identities: Vec<EventIdentity> = events.iter().map(|e| e.columns.identity()).collect();
+    let mut first_in_batch: BTreeMap<&EventIdentity, usize> = BTreeMap::new();
+    for (i, identity) in identities.iter().enumerate() {
+        first_in_batch.entry(identity).or_insert(i);
+    }
+    let new_events: Vec<NewEvent<'_, '_>> = first_in_batch
+        .values()
+        .map(|&i| NewEvent {
+            columns: &events[i].columns,
+            received_at: events[i].received_at,
+        })
+        .collect();
+    let inserted: HashMap<EventIdentity, i64> =
+        tx.insert_events(&new_events).await?.into_iter().collect();
+    let mut first_copies: HashMap<&EventIdentity, FirstCopy> = HashMap::new();
+    for (&identity, &i) in &first_in_batch {
+        let copy = match inserted.get(identity) {
+            Some(&id) => FirstCopy {
+                id,
+                content_sha256: events[i].columns.content_sha256.to_owned(),
+                inserted_by: Some(i),
+            },
+            // Stored before this batch: a retry (or a conflicting copy).
+            None => {
+                let (id, content_sha256) = tx.find_event(&events[i].columns).await?;
+                FirstCopy {
+                    id,
+                    content_sha256,
+                    inserted_by: None,
+                }
+            }
+        };
+        first_copies.insert(identity, copy);
+    }
+
+    let mut results = Vec::with_capacity(events.len());
+    let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
+    let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
+    for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
+        let first = &first_copies[identity];
+        let outcome = if first.inserted_by == Some(i) {
+            Outcome::Stored
+        } else if first.content_sha256 == e.columns.content_sha256 {
             Outcome::Duplicate
         } else {
             Outcome::Conflict
         };
-        return Ok((outcome, id));
-    };
-    if c.is_presence() {
-        let group = tx.presence_group(&c).await?;
-        tx.replace_presence(&c, intervals_of(group)).await?;
-    } else {
-        tx.merge_lifecycle_event(&c).await?;
-        // Exactly once per session: a second close of it would have been a
-        // duplicate or a conflict above.
-        if c.event == EventKind::RoomClose.as_str() {
-            tx.count_close(&c).await?;
+        if outcome == Outcome::Stored {
+            let c = &e.columns;
+            if let Some(group) = c.presence_group() {
+                changed_groups.insert(group);
+            } else {
+                merges
+                    .entry((c.appid, c.room_session_id.as_str()))
+                    .and_modify(|m| m.absorb(c))
+                    .or_insert_with(|| LifecycleMerge::of(c));
+                // Exactly once per session: a second close of it is a
+                // duplicate or a conflict.
+                if c.event == EventKind::RoomClose.as_str() {
+                    tx.count_close(c).await?;
+                }
+            }
         }
+        results.push((outcome, first.id));
     }
-    Ok((Outcome::Stored, id))
+
+    if !changed_groups.is_empty() {
+        let groups: Vec<GroupKey> = changed_groups.into_iter().collect();
+        let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
+        for row in tx.presence_groups(&groups).await? {
+            members.entry(row.group).or_default().push(row.event);
+        }
+        let intervals: Vec<(&GroupKey, PresenceInterval)> = groups
+            .iter()
+            .flat_map(|g| {
+                let rows = members.remove(g).unwrap_or_default();
+                intervals_of(rows).into_iter().map(move |i| (g, i))
+            })
+            .collect();
+        tx.replace_presence(&groups, &intervals).await?;
+    }
+    if !merges.is_empty() {
+        let merges: Vec<LifecycleMerge> = merges.into_values().collect();
+        tx.merge_lifecycles(&merges).await?;
+    }
+    Ok(results)
 }

@@ -5,26 +5,33 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+use std::collections::HashMap;
+
+use std::fmt::Write as _;
+
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use crate::domain::presence::PresenceInterval;
-use crate::domain::{Delivery, Outcome, ReplayKey};
+use crate::domain::{Outcome, ReplayKey};
 use crate::store::StoreError;
-use crate::store::merge::{EventColumns, GroupEventRow, outcome_reason};
+use crate::store::merge::{
+    EventColumns, EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow,
+    LifecycleMerge, SessionTouch, outcome_reason,
+};
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
 use crate::store::rebuild_sql;
-use crate::store::recorder::WriteTx;
+use crate::store::recorder::{ArchiveRow, NewEvent, ReplayClaim, WriteTx};
 
 /// The SQL that differs between backends.
 pub trait WriteDialect: Database {
-    /// Takes a transaction-scoped lock on a presence group (`$1`: its key),
-    /// where the backend has concurrent writers.
-    const LOCK_PRESENCE_GROUP: Option<&'static str>;
-    /// Upserts the session fields of a create or a close.
-    const MERGE_LIFECYCLE_EVENT: &'static str;
-    /// Moves a session's first event earlier when this event is earlier.
-    const WIDEN_SESSION: &'static str;
+    /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
+    const LEAST: &'static str;
+    /// Takes transaction-scoped locks on presence groups, where the backend
+    /// has concurrent writers: the text before and after a `VALUES` list
+    /// of group names, taken in list order.
+    const LOCK_PRESENCE_GROUPS: Option<(&'static str, &'static str)>;
     /// Keeps writers out for a rebuild, where the backend needs a statement for it.
     const LOCK_FOR_REBUILD: Option<&'static str>;
     /// Suffix of `CREATE TEMP TABLE … AS` for the rebuild's copies.
@@ -59,6 +66,9 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
+    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
+    for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
@@ -92,73 +102,158 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
+    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
+    for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
-    async fn claim_replay_key(
+    async fn claim_replay_keys(
         &mut self,
-        key: &ReplayKey,
-        body_sha256: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, StoreError> {
-        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields the
-        // first body's digest in the same round trip.
-        Ok(sqlx::query_scalar::<DB, _>(
-            "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (sent_timestamp, nonce, signature)
-             DO UPDATE SET body_sha256 = replay_guard.body_sha256
-             RETURNING body_sha256",
-        )
-        .bind(key.timestamp.as_str())
-        .bind(key.nonce.as_str())
-        .bind(key.signature.as_str())
-        .bind(body_sha256)
-        .bind(at)
-        .fetch_one(&mut *self.0)
-        .await?)
+        claims: &[ReplayClaim<'_>],
+    ) -> Result<HashMap<ReplayKey, String>, StoreError> {
+        let mut first_bodies = HashMap::with_capacity(claims.len());
+        for chunk in chunks(claims, 5) {
+            // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
+            // the first body's digest of known keys too.
+            let sql = format!(
+                "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
+                 {}
+                 ON CONFLICT (sent_timestamp, nonce, signature)
+                 DO UPDATE SET body_sha256 = replay_guard.body_sha256
+                 RETURNING sent_timestamp, nonce, signature, body_sha256",
+                values(chunk.len(), 5)
+            );
+            let mut query = sqlx::query_as::<DB, (String, String, String, String)>(&sql);
+            for c in chunk {
+                query = query
+                    .bind(c.key.timestamp.as_str())
+                    .bind(c.key.nonce.as_str())
+                    .bind(c.key.signature.as_str())
+                    .bind(c.body_sha256)
+                    .bind(c.at);
+            }
+            let rows = query.fetch_all(&mut *self.0).await?;
+            for (timestamp, nonce, signature, body_sha256) in rows {
+                let key = ReplayKey {
+                    timestamp,
+                    nonce,
+                    signature,
+                };
+                first_bodies.insert(key, body_sha256);
+            }
+        }
+        Ok(first_bodies)
     }
 
-    async fn lock_presence_group(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        if let Some(lock) = DB::LOCK_PRESENCE_GROUP {
-            sqlx::query::<DB>(lock)
-                .bind(c.presence_group_key())
-                .execute(&mut *self.0)
-                .await?;
+    async fn touch_presence_sessions(
+        &mut self,
+        touches: &[SessionTouch],
+    ) -> Result<(), StoreError> {
+        for chunk in chunks(touches, 5) {
+            let sql = format!(
+                "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
+                 {}
+                 ON CONFLICT (appid, room_session_id) DO NOTHING",
+                values(chunk.len(), 5)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for t in chunk {
+                query = query
+                    .bind(t.appid)
+                    .bind(t.room_session_id.as_str())
+                    .bind(t.room_id.as_str())
+                    .bind(t.first_event_at)
+                    .bind(t.first_event_at);
+            }
+            query.execute(&mut *self.0).await?;
+
+            // The WHERE updates (and so locks) a row only when this batch
+            // moves its room id or first event time; a new row never moves.
+            let least = DB::LEAST;
+            let sql = format!(
+                "WITH touched (appid, room_session_id, room_id, first_event_at) AS ({})
+                 UPDATE room_sessions SET
+                    room_id = {least}(room_sessions.room_id, touched.room_id),
+                    first_event_at = {least}(room_sessions.first_event_at, touched.first_event_at),
+                    started_at = COALESCE(room_sessions.created_at,
+                        {least}(room_sessions.first_event_at, touched.first_event_at))
+                 FROM touched
+                 WHERE room_sessions.appid = touched.appid
+                   AND room_sessions.room_session_id = touched.room_session_id
+                   AND (room_sessions.first_event_at > touched.first_event_at
+                        OR room_sessions.room_id > touched.room_id)",
+                values(chunk.len(), 4)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for t in chunk {
+                query = query
+                    .bind(t.appid)
+                    .bind(t.room_session_id.as_str())
+                    .bind(t.room_id.as_str())
+                    .bind(t.first_event_at);
+            }
+            query.execute(&mut *self.0).await?;
         }
         Ok(())
     }
 
-    async fn insert_event(
+    async fn lock_presence_groups(&mut self, groups: &[GroupKey]) -> Result<(), StoreError> {
+        let Some((head, tail)) = DB::LOCK_PRESENCE_GROUPS else {
+            return Ok(());
+        };
+        for chunk in chunks(groups, 1) {
+            let sql = format!("{head}{}{tail}", values(chunk.len(), 1));
+            let mut query = sqlx::query::<DB>(&sql);
+            for g in chunk {
+                query = query.bind(g.lock_name());
+            }
+            query.execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_events(
         &mut self,
-        c: &EventColumns<'_>,
-        received_at: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar::<DB, _>(
-            "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
-                                 user_account, session_id, user_nickname, user_role, login_at, reason,
-                                 creator, room_name, content_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT DO NOTHING
-             RETURNING id",
-        )
-        .bind(c.event)
-        .bind(c.appid)
-        .bind(c.room_id)
-        .bind(c.room_session_id.as_str())
-        .bind(c.event_at)
-        .bind(received_at)
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .bind(c.user_nickname)
-        .bind(c.user_role)
-        .bind(c.login_at)
-        .bind(c.reason)
-        .bind(c.creator)
-        .bind(c.room_name)
-        .bind(c.content_sha256)
-        .fetch_optional(&mut *self.0)
-        .await?)
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<Vec<(EventIdentity, i64)>, StoreError> {
+        let mut inserted = Vec::with_capacity(events.len());
+        for chunk in chunks(events, 15) {
+            // The identity comes back with each id: RETURNING's row order
+            // is not promised to follow VALUES.
+            let sql = format!(
+                "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
+                                     user_account, session_id, user_nickname, user_role, login_at,
+                                     reason, creator, room_name, content_sha256)
+                 {}
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at",
+                values(chunk.len(), 15)
+            );
+            let mut query = sqlx::query_as::<DB, InsertedEventRow>(&sql);
+            for e in chunk {
+                let c = e.columns;
+                query = query
+                    .bind(c.event)
+                    .bind(c.appid)
+                    .bind(c.room_id)
+                    .bind(c.room_session_id.as_str())
+                    .bind(c.event_at)
+                    .bind(e.received_at)
+                    .bind(c.user_account)
+                    .bind(c.session_id)
+                    .bind(c.user_nickname)
+                    .bind(c.user_role)
+                    .bind(c.login_at)
+                    .bind(c.reason)
+                    .bind(c.creator)
+                    .bind(c.room_name)
+                    .bind(c.content_sha256);
+            }
+            let rows = query.fetch_all(&mut *self.0).await?;
+            inserted.extend(rows.into_iter().map(|r| (r.identity(), r.id)));
+        }
+        Ok(inserted)
     }
 
     async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError> {
@@ -179,19 +274,41 @@ where
         .await?)
     }
 
-    async fn merge_lifecycle_event(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        let (created_at, closed_at, close_reason) = c.session_fields();
-        sqlx::query::<DB>(DB::MERGE_LIFECYCLE_EVENT)
-            .bind(c.appid)
-            .bind(c.room_session_id.as_str())
-            .bind(c.room_id)
-            .bind(created_at)
-            .bind(c.creator)
-            .bind(closed_at)
-            .bind(close_reason)
-            .bind(c.event_at)
-            .execute(&mut *self.0)
-            .await?;
+    async fn merge_lifecycles(&mut self, merges: &[LifecycleMerge]) -> Result<(), StoreError> {
+        let least = DB::LEAST;
+        for chunk in chunks(merges, 9) {
+            // At most one create and one close are ever stored per session,
+            // so COALESCE and LEAST give the same row in every arrival order.
+            let sql = format!(
+                "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
+                                            closed_at, close_reason, first_event_at, started_at)
+                 {}
+                 ON CONFLICT (appid, room_session_id) DO UPDATE SET
+                    room_id = {least}(room_sessions.room_id, excluded.room_id),
+                    created_at = COALESCE(room_sessions.created_at, excluded.created_at),
+                    creator = COALESCE(room_sessions.creator, excluded.creator),
+                    closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
+                    close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
+                    first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
+                    started_at = COALESCE(room_sessions.created_at, excluded.created_at,
+                        {least}(room_sessions.first_event_at, excluded.first_event_at))",
+                values(chunk.len(), 9)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for m in chunk {
+                query = query
+                    .bind(m.appid)
+                    .bind(m.room_session_id.as_str())
+                    .bind(m.room_id.as_str())
+                    .bind(m.created_at)
+                    .bind(m.creator.as_deref())
+                    .bind(m.closed_at)
+                    .bind(m.close_reason)
+                    .bind(m.first_event_at)
+                    .bind(m.started_at());
+            }
+            query.execute(&mut *self.0).await?;
+        }
         Ok(())
     }
 
@@ -202,142 +319,177 @@ where
     }
 
     async fn flush_close_counts(&mut self) -> Result<(), StoreError> {
-        for ((appid, hour, reason), count) in std::mem::take(&mut self.1) {
-            sqlx::query::<DB>(
+        let counts: Vec<_> = std::mem::take(&mut self.1).into_iter().collect();
+        for chunk in chunks(&counts, 4) {
+            let sql = format!(
                 "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
-                 VALUES ($1, $2, $3, $4)
+                 {}
                  ON CONFLICT (appid, hour_start, close_reason)
                  DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count",
-            )
-            .bind(appid)
-            .bind(hour)
-            .bind(reason)
-            .bind(count)
-            .execute(&mut *self.0)
-            .await?;
+                values(chunk.len(), 4)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for &((appid, hour, reason), count) in chunk {
+                query = query.bind(appid).bind(hour).bind(reason).bind(count);
+            }
+            query.execute(&mut *self.0).await?;
         }
         Ok(())
     }
 
-    async fn insert_session_if_absent(&mut self, c: &EventColumns<'_>) -> Result<bool, StoreError> {
-        // RETURNING says whether the row was new (DO NOTHING returns none).
-        let inserted: Option<i64> = sqlx::query_scalar::<DB, _>(
-            "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
-             VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (appid, room_session_id) DO NOTHING
-             RETURNING appid",
-        )
-        .bind(c.appid)
-        .bind(c.room_session_id.as_str())
-        .bind(c.room_id)
-        .bind(c.event_at)
-        .fetch_optional(&mut *self.0)
-        .await?;
-        Ok(inserted.is_some())
-    }
-
-    async fn widen_session(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        sqlx::query::<DB>(DB::WIDEN_SESSION)
-            .bind(c.appid)
-            .bind(c.room_session_id.as_str())
-            .bind(c.room_id)
-            .bind(c.event_at)
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    async fn presence_group(
+    async fn presence_groups(
         &mut self,
-        c: &EventColumns<'_>,
-    ) -> Result<Vec<GroupEventRow>, StoreError> {
-        Ok(sqlx::query_as::<DB, _>(
-            "SELECT id, event, event_at, login_at, reason, room_id, user_nickname, user_role
-             FROM events
-             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4
-               AND event IN ('room_login', 'room_logout')",
-        )
-        .bind(c.appid)
-        .bind(c.room_session_id.as_str())
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .fetch_all(&mut *self.0)
-        .await?)
+        groups: &[GroupKey],
+    ) -> Result<Vec<GroupMemberRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in chunks(groups, 4) {
+            // One SELECT per kind, each with its kind as a literal, so each
+            // can use that kind's identity index (a partial index on
+            // appid, session, user, user session): a group's lookup stays
+            // small however many users the room has.
+            let select = |event: &str| {
+                format!(
+                    "SELECT e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
+                            e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role
+                     FROM g JOIN events e
+                       ON e.appid = g.appid AND e.room_session_id = g.room_session_id
+                      AND e.user_account = g.user_account AND e.session_id = g.session_id
+                     WHERE e.event = '{event}'"
+                )
+            };
+            let sql = format!(
+                "WITH g (appid, room_session_id, user_account, session_id) AS ({})
+                 {} UNION ALL {}",
+                values(chunk.len(), 4),
+                select("room_login"),
+                select("room_logout")
+            );
+            let mut query = sqlx::query_as::<DB, GroupMemberRow>(&sql);
+            for g in chunk {
+                query = query
+                    .bind(g.appid)
+                    .bind(g.room_session_id.as_str())
+                    .bind(g.user_account.as_str())
+                    .bind(g.session_id.as_str());
+            }
+            rows.extend(query.fetch_all(&mut *self.0).await?);
+        }
+        Ok(rows)
     }
 
     async fn replace_presence(
         &mut self,
-        c: &EventColumns<'_>,
-        intervals: Vec<PresenceInterval>,
+        groups: &[GroupKey],
+        intervals: &[(&GroupKey, PresenceInterval)],
     ) -> Result<(), StoreError> {
-        sqlx::query::<DB>(
-            "DELETE FROM presence_intervals
-             WHERE appid = $1 AND room_session_id = $2 AND user_account = $3 AND session_id = $4",
-        )
-        .bind(c.appid)
-        .bind(c.room_session_id.as_str())
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .execute(&mut *self.0)
-        .await?;
-        // Almost always one interval per group: one plain INSERT each.
-        for i in intervals {
-            sqlx::query::<DB>(
-                "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id, room_id,
-                    user_nickname, user_role, login_at, logout_at, logout_reason, duration_ms,
-                    login_event_id, logout_event_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(c.appid)
-            .bind(c.room_session_id.as_str())
-            .bind(c.user_account)
-            .bind(c.session_id)
-            .bind(i.room_id)
-            .bind(i.user_nickname)
-            .bind(i.user_role)
-            .bind(i.login_at.map(|t| t.to_utc()))
-            .bind(i.logout_at.map(|t| t.to_utc()))
-            .bind(i.logout_reason)
-            .bind(i.duration_ms)
-            .bind(i.login_event_id)
-            .bind(i.logout_event_id)
-            .execute(&mut *self.0)
-            .await?;
+        for chunk in chunks(groups, 4) {
+            // Through the ids the group index finds: SQLite plans a row-value
+            // `IN (VALUES …)` as a scan of the whole table.
+            let sql = format!(
+                "WITH g (appid, room_session_id, user_account, session_id) AS ({})
+                 DELETE FROM presence_intervals WHERE id IN (
+                     SELECT p.id FROM g JOIN presence_intervals p
+                       ON p.appid = g.appid AND p.room_session_id = g.room_session_id
+                      AND p.user_account = g.user_account AND p.session_id = g.session_id)",
+                values(chunk.len(), 4)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for g in chunk {
+                query = query
+                    .bind(g.appid)
+                    .bind(g.room_session_id.as_str())
+                    .bind(g.user_account.as_str())
+                    .bind(g.session_id.as_str());
+            }
+            query.execute(&mut *self.0).await?;
+        }
+        for chunk in chunks(intervals, 13) {
+            let sql = format!(
+                "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
+                    room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
+                    duration_ms, login_event_id, logout_event_id)
+                 {}",
+                values(chunk.len(), 13)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for (g, i) in chunk {
+                query = query
+                    .bind(g.appid)
+                    .bind(g.room_session_id.as_str())
+                    .bind(g.user_account.as_str())
+                    .bind(g.session_id.as_str())
+                    .bind(i.room_id.as_str())
+                    .bind(i.user_nickname.as_deref())
+                    .bind(i.user_role)
+                    .bind(i.login_at.map(|t| t.to_utc()))
+                    .bind(i.logout_at.map(|t| t.to_utc()))
+                    .bind(i.logout_reason)
+                    .bind(i.duration_ms)
+                    .bind(i.login_event_id)
+                    .bind(i.logout_event_id);
+            }
+            query.execute(&mut *self.0).await?;
         }
         Ok(())
     }
 
-    async fn archive(
-        &mut self,
-        d: &Delivery,
-        outcome: &Outcome,
-        event_id: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let (reason, detail) = outcome_reason(outcome);
-        sqlx::query::<DB>(
-            "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body, body_sha256,
-                                     event, appid, room_id, room_session_id, outcome, reason, detail,
-                                     event_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(d.received_at)
-        .bind(d.remote_addr.as_deref())
-        .bind(d.endpoint.as_str())
-        .bind(d.content_type.as_deref())
-        .bind(d.body.as_ref())
-        .bind(d.body_sha256.as_str())
-        .bind(d.summary.event.as_deref())
-        .bind(d.summary.appid.map(i64::from))
-        .bind(d.summary.room_id.as_deref())
-        .bind(d.summary.room_session_id.as_deref())
-        .bind(outcome.as_str())
-        .bind(reason)
-        .bind(detail)
-        .bind(event_id)
-        .execute(&mut *self.0)
-        .await?;
+    async fn archive(&mut self, rows: &[ArchiveRow<'_>]) -> Result<(), StoreError> {
+        for chunk in chunks(rows, 14) {
+            let sql = format!(
+                "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
+                                         body_sha256, event, appid, room_id, room_session_id,
+                                         outcome, reason, detail, event_id)
+                 {}",
+                values(chunk.len(), 14)
+            );
+            let mut query = sqlx::query::<DB>(&sql);
+            for a in chunk {
+                let d = a.delivery;
+                let (reason, detail) = outcome_reason(a.outcome);
+                query = query
+                    .bind(d.received_at)
+                    .bind(d.remote_addr.as_deref())
+                    .bind(d.endpoint.as_str())
+                    .bind(d.content_type.as_deref())
+                    .bind(d.body.as_ref())
+                    .bind(d.body_sha256.as_str())
+                    .bind(d.summary.event.as_deref())
+                    .bind(d.summary.appid.map(i64::from))
+                    .bind(d.summary.room_id.as_deref())
+                    .bind(d.summary.room_session_id.as_deref())
+                    .bind(a.outcome.as_str())
+                    .bind(reason)
+                    .bind(detail)
+                    .bind(a.event_id);
+            }
+            query.execute(&mut *self.0).await?;
+        }
         Ok(())
     }
+}
+
+/// `VALUES ($1, $2, …), (…), …`: `rows` tuples of `columns` numbered
+/// placeholders (both backends take `$n`).
+fn values(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(8 + rows * columns * 5);
+    sql.push_str("VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", r * columns + c + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Splits `rows` into multi-row statements that stay under both backends'
+/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
+fn chunks<T>(rows: &[T], columns: usize) -> std::slice::Chunks<'_, T> {
+    rows.chunks((30_000 / columns).clamp(1, 1_000))
 }
 
 #[async_trait]
@@ -359,6 +511,9 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
+    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
+    for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod batching;
 mod binary;
 mod ingestion;
 mod operator;

@@ -80,10 +80,7 @@ impl Store for PgStore {
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         let mut tx = Write::new(self.pool.begin().await?);
-        let mut outcomes = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            outcomes.push(record(&mut tx, delivery).await?);
-        }
+        let outcomes = record(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

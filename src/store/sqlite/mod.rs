@@ -100,10 +100,7 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front, so a lock held by another
         // process is waited for (busy_timeout) rather than failing mid-way.
         let mut tx = Write::new(self.writer.begin_with("BEGIN IMMEDIATE").await?);
-        let mut outcomes = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            outcomes.push(record(&mut tx, delivery).await?);
-        }
+        let outcomes = record(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -296,13 +296,8 @@ pub fn json_body(fields: &Map<String, Value>) -> Encoded {
     encode(fields, Encoding::Json)
 }
 
-/// Runs a signed callback through the same pipeline as HTTP, without a
-/// socket: for tests that send thousands of events.
-pub async fn ingest_direct(
-    store: &dyn Store,
-    fields: &Map<String, Value>,
-    kind: EventKind,
-) -> Outcome {
+/// A callback body as the HTTP handler would have assessed it.
+pub fn assessed(fields: &Map<String, Value>, kind: EventKind) -> Delivery {
     let raw = RawCallback {
         received_at: chrono::Utc::now(),
         remote_addr: None,
@@ -310,7 +305,17 @@ pub async fn ingest_direct(
         content_type: Some("application/json".into()),
         body: serde_json::to_vec(fields).expect("serialise").into(),
     };
-    let delivery: Delivery = ingest::assess(&policy(), Some(kind), raw);
+    ingest::assess(&policy(), Some(kind), raw)
+}
+
+/// Runs a signed callback through the same pipeline as HTTP, without a
+/// socket: for tests that send thousands of events.
+pub async fn ingest_direct(
+    store: &dyn Store,
+    fields: &Map<String, Value>,
+    kind: EventKind,
+) -> Outcome {
+    let delivery = assessed(fields, kind);
     store
         .record_delivery(&delivery)
         .await

@@ -1,0 +1,123 @@
+//! Group commit writes a batch with set-based statements. Whatever a batch
+//! holds (retries, replayed signatures with other bodies, conflicting
+//! copies, a whole session at once), each delivery's outcome and the state
+//! left behind are those of the same deliveries recorded one by one.
+
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use zego_room_tracker::domain::Delivery;
+use zego_room_tracker::store::Backend;
+use zego_room_tracker::store::query::{Bucket, StatsQuery};
+
+use crate::support::callbacks::*;
+use crate::support::*;
+
+crate::conformance!(a_batch_ends_as_one_by_one_would);
+
+async fn a_batch_ends_as_one_by_one_would(backend: Backend) {
+    let (batched, _db1) = crate::or_skip!(fresh_store(backend).await);
+    let (one_by_one, _db2) = crate::or_skip!(fresh_store(backend).await);
+    let mut rng = StdRng::seed_from_u64(2026);
+    for round in 0..12 {
+        let appid = 500 + round;
+        let deliveries = mixed_deliveries(appid, &mut rng);
+        let mut batched_outcomes = Vec::new();
+        let mut rest = deliveries.as_slice();
+        while !rest.is_empty() {
+            let (batch, tail) = rest.split_at(rng.random_range(1..=rest.len().min(40)));
+            batched_outcomes.extend(batched.record_deliveries(batch).await.unwrap());
+            rest = tail;
+        }
+        let mut single_outcomes = Vec::new();
+        for d in &deliveries {
+            single_outcomes.push(one_by_one.record_delivery(d).await.unwrap());
+        }
+        assert_eq!(batched_outcomes, single_outcomes, "round {round}");
+        assert_eq!(
+            batched.app_snapshot(appid).await.unwrap().sorted(),
+            one_by_one.app_snapshot(appid).await.unwrap().sorted(),
+            "round {round}"
+        );
+        for outcome in ["stored", "duplicate", "conflict", "rejected"] {
+            assert!(
+                single_outcomes.iter().any(|o| o.as_str() == outcome),
+                "round {round} exercised no {outcome}"
+            );
+        }
+    }
+    let all_time = StatsQuery {
+        appid: None,
+        room_id: None,
+        from: None,
+        to: None,
+        bucket: Bucket::None,
+    };
+    assert_eq!(
+        batched.close_reason_counts(&all_time).await.unwrap(),
+        one_by_one.close_reason_counts(&all_time).await.unwrap()
+    );
+    assert_eq!(
+        super::support::deliveries(batched.as_ref()).await.len(),
+        super::support::deliveries(one_by_one.as_ref()).await.len()
+    );
+}
+
+/// Three sessions' creates, closes, logins and logouts in random order,
+/// with identical retries, re-signed copies, conflicting copies (same
+/// identity, other content) and signed triples replayed with another body.
+fn mixed_deliveries(appid: u32, rng: &mut StdRng) -> Vec<Delivery> {
+    let mut pool = Vec::new();
+    for session in 1..=3u64 {
+        let start = T0 + rng.random_range(0..1_000);
+        pool.push(create(session, start));
+        pool.push(close(session, start + 5_000, rng.random_range(1..=4)));
+        for user in ["ann", "bob", "cyd"] {
+            let login_at = start + rng.random_range(1..2_000);
+            pool.push(login(session, user, "s1", login_at, 1));
+            pool.push(logout(session, user, "s1", login_at + 900, Some(login_at)));
+            if rng.random_bool(0.5) {
+                pool.push(login(session, user, "s1", login_at + 1_000, 1));
+            }
+        }
+    }
+    let mut deliveries = Vec::new();
+    for (kind, fields) in &pool {
+        let mut fields = fields.clone();
+        fields.insert("appid".into(), json!(appid));
+        if rng.random_bool(0.1) {
+            fields.insert("room_id".into(), json!("room-2")); // another room id: widens the session
+        }
+        let signed_fields = signed(fields.clone());
+        let first = assessed(&signed_fields, *kind);
+        deliveries.push(first.clone());
+        match rng.random_range(0..5) {
+            0 => deliveries.push(first), // ZEGO's retry: the same request again
+            1 => deliveries.push(assessed(&signed(fields.clone()), *kind)), // re-signed copy
+            2 => {
+                // Same identity, other content: a conflict.
+                let mut other = fields.clone();
+                other.insert("user_nickname".into(), json!("someone else"));
+                other.insert("id_name".into(), json!("someone else"));
+                if other.contains_key("close_reason") {
+                    other.insert("close_reason".into(), json!(9));
+                }
+                deliveries.push(assessed(&signed(other), *kind));
+            }
+            3 => {
+                // The signed triple again with another body.
+                let mut tampered = signed_fields.clone();
+                tampered.insert("room_id".into(), json!("room-tampered"));
+                deliveries.push(assessed(&tampered, *kind));
+            }
+            _ => {}
+        }
+    }
+    deliveries.shuffle(rng);
+    // Some copies also arrive before their original.
+    if let Some(extra) = deliveries.choose(rng).cloned() {
+        deliveries.insert(0, extra);
+    }
+    deliveries
+}
