@@ -1,15 +1,14 @@
 //! `send`: play ZEGO against a URL, to test a deployment or load it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures_util::StreamExt;
 
+use crate::sender::load::{self, Summary};
 use crate::sender::traffic::{self, Plan};
-use crate::sender::{Callback, Encoding, Sender, Sent};
+use crate::sender::{Callback, Encoding, Sender};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -38,7 +37,7 @@ pub struct SendArgs {
     no_retry: bool,
 
     /// Send callbacks from this file: JSON lines, or one body in any encoding.
-    #[arg(long, conflicts_with = "sessions")]
+    #[arg(long, conflicts_with_all = ["sessions", "duration", "rate", "hot_room"])]
     file: Option<std::path::PathBuf>,
 
     /// Generate this many room sessions (create, logins, logouts, close) instead.
@@ -46,17 +45,41 @@ pub struct SendArgs {
     sessions: Option<u64>,
 
     /// Keep generating sessions for this long (e.g. 30s) instead of a fixed
-    /// number; `--sessions` then caps the count.
-    #[arg(long, value_parser = humantime::parse_duration, requires = "sessions")]
+    /// number; `--sessions`, if given, then caps the count. Sessions under
+    /// way at the end are finished.
+    #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
 
-    /// Users per generated session.
+    /// Users per generated session (with `--hot-room`: users in the one room).
     #[arg(long, default_value_t = 3)]
     users: usize,
 
-    /// Sessions in flight at once.
+    /// Sessions in flight at once (closed loop: a session starts when
+    /// another finishes). With `--hot-room`: users in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+
+    /// Offer this many callbacks per second instead of a fixed concurrency
+    /// (open loop). Sessions start on a fixed schedule, one every
+    /// (2 + 2·users)/RATE seconds, whatever the answers to earlier ones, so
+    /// the sessions in flight grow when the service slows down. Within a
+    /// session the callbacks stay in order, each due (3 + 2·users)/RATE
+    /// seconds after the previous one; the schedule interleaves about
+    /// 2 + 2·users sessions so that one callback is due every 1/RATE
+    /// seconds. A callback whose predecessor in its session is still
+    /// unanswered at its due time waits for that answer; the summary
+    /// reports that delay ("behind schedule") and the latency counted from
+    /// the due time as well as from the send. Needs `--duration` or
+    /// `--sessions`; `--duplicates` adds callbacks on top of the rate.
+    #[arg(long, conflicts_with = "hot_room")]
+    rate: Option<f64>,
+
+    /// One hot room instead of many sessions: one room_create, then the
+    /// logins of all `--users` users with `--concurrency` in flight, then
+    /// all their logouts the same way, then the room_close. Shows whether
+    /// callbacks of one session serialise on its row.
+    #[arg(long, conflicts_with_all = ["sessions", "duration", "shuffle"])]
+    hot_room: bool,
 
     /// Shuffle each generated session's callbacks (out-of-order delivery).
     #[arg(long)]
@@ -65,6 +88,14 @@ pub struct SendArgs {
     /// Fraction of generated callbacks sent twice (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     duplicates: f64,
+
+    /// Also write the run's summary as JSON to this file (`-`: stdout, as
+    /// the last line): mode, callbacks, requests_per_sec, latency_ms
+    /// {p50,p95,p99,max,mean}, status (HTTP status of each callback's last
+    /// attempt), outcomes, and with `--rate` schedule_lag_ms and
+    /// latency_from_schedule_ms.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<std::path::PathBuf>,
 
     /// appid of generated sessions.
     #[arg(long, default_value_t = 1)]
@@ -89,15 +120,22 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()?
     };
-    match args.sessions {
-        Some(sessions) => generate(&sender, &args, sessions).await,
-        None => {
-            let callbacks = match &args.file {
-                Some(path) => read_file(path)?,
-                None => traffic::fixtures(),
-            };
-            send_listed(&sender, &callbacks).await
-        }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err("--rate must be a positive number of callbacks per second".into());
+    }
+    if args.rate.is_some() && args.sessions.is_none() && args.duration.is_none() {
+        return Err("--rate needs --duration or --sessions: how long to keep sending".into());
+    }
+    if args.sessions.is_some() || args.duration.is_some() || args.hot_room {
+        generate(sender, &args).await
+    } else {
+        let callbacks = match &args.file {
+            Some(path) => read_file(path)?,
+            None => traffic::fixtures(),
+        };
+        send_listed(&sender, &callbacks).await
     }
 }
 
@@ -157,14 +195,19 @@ async fn send_listed(sender: &Sender, callbacks: &[Callback]) -> Result<(), Stri
 }
 
 /// Generated traffic: progress on stderr every second, a summary at the end.
-async fn generate(sender: &Sender, args: &SendArgs, sessions: u64) -> Result<(), String> {
+async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
     let plan = Arc::new(Plan {
         appid: args.appid,
         users: args.users,
         shuffle: args.shuffle,
         duplicates: args.duplicates,
-        run_id: format!("send-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")),
+        run_id: format!(
+            "send-{}-{:04x}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+            rand::random::<u16>()
+        ),
     });
+    let sender = Arc::new(sender);
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let progress = {
@@ -182,54 +225,43 @@ async fn generate(sender: &Sender, args: &SendArgs, sessions: u64) -> Result<(),
             }
         })
     };
-    let deadline = args.duration.map(|d| started + d);
-    let results: Vec<Vec<Sent>> = futures_util::stream::iter(0..sessions)
-        .take_while(|_| std::future::ready(deadline.is_none_or(|d| Instant::now() < d)))
-        .map(|n| {
-            let (plan, done) = (plan.clone(), done.clone());
-            async move {
-                let callbacks = traffic::session(&plan, n, &mut rand::rng());
-                let mut sent = Vec::with_capacity(callbacks.len());
-                for callback in &callbacks {
-                    sent.push(sender.send(callback).await);
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                sent
-            }
-        })
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
-    progress.abort();
-    let elapsed = started.elapsed();
-    let all: Vec<&Sent> = results.iter().flatten().collect();
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    for s in &all {
-        *outcomes.entry(s.outcome()).or_default() += 1;
-    }
-    let mut latencies: Vec<Duration> = all.iter().map(|s| s.latency).collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    let summary = if args.hot_room {
+        let records = load::hot_room(&sender, &plan, args.concurrency, &done).await;
+        let mut s = Summary::new("hot_room", &[records], args.users, started.elapsed());
+        s.concurrency = Some(args.concurrency.max(1));
+        s
+    } else if let Some(rate) = args.rate {
+        let per_session = (args.users * 2 + 2) as f64;
+        let by_time = args.duration.map_or(u64::MAX, |d| {
+            (d.as_secs_f64() * rate / per_session).ceil() as u64
+        });
+        let sessions = args.sessions.unwrap_or(u64::MAX).min(by_time.max(1));
+        let results = load::at_rate(&sender, &plan, sessions, rate, &done).await;
+        let mut s = Summary::new("rate", &results, args.users, started.elapsed());
+        s.target_rate = Some(rate);
+        s
+    } else {
+        let deadline = args.duration.map(|d| started + d);
+        let sessions = args.sessions.unwrap_or(u64::MAX);
+        let results =
+            load::at_concurrency(&sender, &plan, sessions, deadline, args.concurrency, &done).await;
+        let mut s = Summary::new("concurrency", &results, args.users, started.elapsed());
+        s.concurrency = Some(args.concurrency.max(1));
+        s
     };
-    let outcome_text: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!(
-        "{} sessions, {} callbacks in {:.1} s ({:.0}/s): {}; latency ms p50 {:.1} p95 {:.1} p99 {:.1} max {:.1}",
-        results.len(),
-        all.len(),
-        elapsed.as_secs_f64(),
-        all.len() as f64 / elapsed.as_secs_f64(),
-        outcome_text.join(" "),
-        pct(0.50),
-        pct(0.95),
-        pct(0.99),
-        pct(1.0)
-    );
-    let failed = all.iter().filter(|s| !s.succeeded()).count();
-    if failed > 0 {
-        Err(format!("{failed} callbacks failed after retries"))
+    progress.abort();
+    println!("{summary}");
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string(&summary).map_err(|e| e.to_string())?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n")
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    if summary.failed > 0 {
+        Err(format!("{} callbacks failed after retries", summary.failed))
     } else {
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! and retry non-2xx answers on ZEGO's schedule. Used by `send`, and by
 //! anyone testing a deployment.
 
+pub mod load;
 pub mod traffic;
 
 use std::time::{Duration, Instant};
