@@ -29,6 +29,18 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("zrt_callback_lag_seconds".into()), &lag)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("zrt_group_commit_batch_size".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("zrt_group_commit_duration_seconds".into()),
+                    &latency,
+                )
+            })
             .expect("bucket lists are non-empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -67,4 +79,11 @@ pub fn record_pool(open: u32, idle: usize, max: u32) {
     gauge!("zrt_db_pool_connections", "state" => "open").set(f64::from(open));
     gauge!("zrt_db_pool_connections", "state" => "idle").set(idle as f64);
     gauge!("zrt_db_pool_connections", "state" => "max").set(f64::from(max));
+}
+
+/// One group-commit transaction: how many deliveries it held and how long
+/// it took to write and commit them.
+pub fn record_batch(size: usize, elapsed: Duration) {
+    histogram!("zrt_group_commit_batch_size").record(size as f64);
+    histogram!("zrt_group_commit_duration_seconds").record(elapsed.as_secs_f64());
 }

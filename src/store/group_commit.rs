@@ -105,7 +105,10 @@ async fn worker(
         batch.sort_by(|a, b| session_key(&a.delivery).cmp(&session_key(&b.delivery)));
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) =
             batch.into_iter().map(|j| (j.delivery, j.reply)).unzip();
-        match record_with_retries(store.as_ref(), &deliveries).await {
+        let started = std::time::Instant::now();
+        let result = record_with_retries(store.as_ref(), &deliveries).await;
+        crate::metrics::record_batch(deliveries.len(), started.elapsed());
+        match result {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

@@ -26,6 +26,16 @@ use crate::store::recorder::{ArchiveRow, NewEvent, ReplayClaim, WriteTx};
 
 /// The SQL that differs between backends.
 pub trait WriteDialect: Database {
+    /// `$1, $2, …` (PostgreSQL) rather than `?` (SQLite, which looks a
+    /// numbered parameter up by name in a list: quadratic in a multi-row
+    /// statement's parameters).
+    const NUMBERED_PLACEHOLDERS: bool;
+    /// Whether to cut a batch's rows into power-of-two statement sizes so
+    /// that few statement texts exist and all stay prepared (SQLite, where
+    /// an extra statement costs no round trip but a fresh prepare is
+    /// expensive), rather than one statement per step (PostgreSQL, where
+    /// round trips dominate).
+    const FEW_STATEMENT_SHAPES: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
     /// Takes transaction-scoped locks on presence groups, where the backend
@@ -113,7 +123,7 @@ where
         claims: &[ReplayClaim<'_>],
     ) -> Result<HashMap<ReplayKey, String>, StoreError> {
         let mut first_bodies = HashMap::with_capacity(claims.len());
-        for chunk in chunks(claims, 5) {
+        for chunk in chunks::<DB, _>(claims, 5) {
             // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
             // the first body's digest of known keys too.
             let sql = format!(
@@ -122,7 +132,7 @@ where
                  ON CONFLICT (sent_timestamp, nonce, signature)
                  DO UPDATE SET body_sha256 = replay_guard.body_sha256
                  RETURNING sent_timestamp, nonce, signature, body_sha256",
-                values(chunk.len(), 5)
+                values::<DB>(chunk.len(), 5)
             );
             let mut query = sqlx::query_as::<DB, (String, String, String, String)>(&sql);
             for c in chunk {
@@ -150,12 +160,12 @@ where
         &mut self,
         touches: &[SessionTouch],
     ) -> Result<(), StoreError> {
-        for chunk in chunks(touches, 5) {
+        for chunk in chunks::<DB, _>(touches, 5) {
             let sql = format!(
                 "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
                  {}
                  ON CONFLICT (appid, room_session_id) DO NOTHING",
-                values(chunk.len(), 5)
+                values::<DB>(chunk.len(), 5)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for t in chunk {
@@ -183,7 +193,7 @@ where
                    AND room_sessions.room_session_id = touched.room_session_id
                    AND (room_sessions.first_event_at > touched.first_event_at
                         OR room_sessions.room_id > touched.room_id)",
-                values(chunk.len(), 4)
+                values::<DB>(chunk.len(), 4)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for t in chunk {
@@ -202,8 +212,8 @@ where
         let Some((head, tail)) = DB::LOCK_PRESENCE_GROUPS else {
             return Ok(());
         };
-        for chunk in chunks(groups, 1) {
-            let sql = format!("{head}{}{tail}", values(chunk.len(), 1));
+        for chunk in chunks::<DB, _>(groups, 1) {
+            let sql = format!("{head}{}{tail}", values::<DB>(chunk.len(), 1));
             let mut query = sqlx::query::<DB>(&sql);
             for g in chunk {
                 query = query.bind(g.lock_name());
@@ -218,7 +228,7 @@ where
         events: &[NewEvent<'_, '_>],
     ) -> Result<Vec<(EventIdentity, i64)>, StoreError> {
         let mut inserted = Vec::with_capacity(events.len());
-        for chunk in chunks(events, 15) {
+        for chunk in chunks::<DB, _>(events, 15) {
             // The identity comes back with each id: RETURNING's row order
             // is not promised to follow VALUES.
             let sql = format!(
@@ -228,7 +238,7 @@ where
                  {}
                  ON CONFLICT DO NOTHING
                  RETURNING id, event, appid, room_session_id, user_account, session_id, event_at",
-                values(chunk.len(), 15)
+                values::<DB>(chunk.len(), 15)
             );
             let mut query = sqlx::query_as::<DB, InsertedEventRow>(&sql);
             for e in chunk {
@@ -276,7 +286,7 @@ where
 
     async fn merge_lifecycles(&mut self, merges: &[LifecycleMerge]) -> Result<(), StoreError> {
         let least = DB::LEAST;
-        for chunk in chunks(merges, 9) {
+        for chunk in chunks::<DB, _>(merges, 9) {
             // At most one create and one close are ever stored per session,
             // so COALESCE and LEAST give the same row in every arrival order.
             let sql = format!(
@@ -292,7 +302,7 @@ where
                     first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
                     started_at = COALESCE(room_sessions.created_at, excluded.created_at,
                         {least}(room_sessions.first_event_at, excluded.first_event_at))",
-                values(chunk.len(), 9)
+                values::<DB>(chunk.len(), 9)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for m in chunk {
@@ -320,13 +330,13 @@ where
 
     async fn flush_close_counts(&mut self) -> Result<(), StoreError> {
         let counts: Vec<_> = std::mem::take(&mut self.1).into_iter().collect();
-        for chunk in chunks(&counts, 4) {
+        for chunk in chunks::<DB, _>(&counts, 4) {
             let sql = format!(
                 "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
                  {}
                  ON CONFLICT (appid, hour_start, close_reason)
                  DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count",
-                values(chunk.len(), 4)
+                values::<DB>(chunk.len(), 4)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for &((appid, hour, reason), count) in chunk {
@@ -342,7 +352,7 @@ where
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError> {
         let mut rows = Vec::new();
-        for chunk in chunks(groups, 4) {
+        for chunk in chunks::<DB, _>(groups, 4) {
             // One SELECT per kind, each with its kind as a literal, so each
             // can use that kind's identity index (a partial index on
             // appid, session, user, user session): a group's lookup stays
@@ -360,7 +370,7 @@ where
             let sql = format!(
                 "WITH g (appid, room_session_id, user_account, session_id) AS ({})
                  {} UNION ALL {}",
-                values(chunk.len(), 4),
+                values::<DB>(chunk.len(), 4),
                 select("room_login"),
                 select("room_logout")
             );
@@ -382,7 +392,7 @@ where
         groups: &[GroupKey],
         intervals: &[(&GroupKey, PresenceInterval)],
     ) -> Result<(), StoreError> {
-        for chunk in chunks(groups, 4) {
+        for chunk in chunks::<DB, _>(groups, 4) {
             // Through the ids the group index finds: SQLite plans a row-value
             // `IN (VALUES …)` as a scan of the whole table.
             let sql = format!(
@@ -391,7 +401,7 @@ where
                      SELECT p.id FROM g JOIN presence_intervals p
                        ON p.appid = g.appid AND p.room_session_id = g.room_session_id
                       AND p.user_account = g.user_account AND p.session_id = g.session_id)",
-                values(chunk.len(), 4)
+                values::<DB>(chunk.len(), 4)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for g in chunk {
@@ -403,13 +413,13 @@ where
             }
             query.execute(&mut *self.0).await?;
         }
-        for chunk in chunks(intervals, 13) {
+        for chunk in chunks::<DB, _>(intervals, 13) {
             let sql = format!(
                 "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
                     room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
                     duration_ms, login_event_id, logout_event_id)
                  {}",
-                values(chunk.len(), 13)
+                values::<DB>(chunk.len(), 13)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for (g, i) in chunk {
@@ -434,13 +444,13 @@ where
     }
 
     async fn archive(&mut self, rows: &[ArchiveRow<'_>]) -> Result<(), StoreError> {
-        for chunk in chunks(rows, 14) {
+        for chunk in chunks::<DB, _>(rows, 14) {
             let sql = format!(
                 "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
                                          body_sha256, event, appid, room_id, room_session_id,
                                          outcome, reason, detail, event_id)
                  {}",
-                values(chunk.len(), 14)
+                values::<DB>(chunk.len(), 14)
             );
             let mut query = sqlx::query::<DB>(&sql);
             for a in chunk {
@@ -468,10 +478,9 @@ where
     }
 }
 
-/// `VALUES ($1, $2, …), (…), …`: `rows` tuples of `columns` numbered
-/// placeholders (both backends take `$n`).
-fn values(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(8 + rows * columns * 5);
+/// `VALUES (…), (…), …`: `rows` tuples of `columns` placeholders.
+fn values<DB: WriteDialect>(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(8 + rows * columns * 6);
     sql.push_str("VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -479,17 +488,42 @@ fn values(rows: usize, columns: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "${}", r * columns + c + 1);
+            if DB::NUMBERED_PLACEHOLDERS {
+                let _ = write!(sql, "${}", r * columns + c + 1);
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
     sql
 }
 
-/// Splits `rows` into multi-row statements that stay under both backends'
-/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
-fn chunks<T>(rows: &[T], columns: usize) -> std::slice::Chunks<'_, T> {
-    rows.chunks((30_000 / columns).clamp(1, 1_000))
+/// Splits `rows` into multi-row statements under both backends'
+/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535): as few as
+/// possible, or, where the dialect wants few statement shapes, of
+/// power-of-two sizes (the binary digits of the count, largest first).
+fn chunks<DB: WriteDialect, T>(rows: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+    let largest = prev_power_of_two((30_000 / columns).clamp(1, 512));
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if DB::FEW_STATEMENT_SHAPES {
+            prev_power_of_two(rest.len()).min(largest)
+        } else {
+            rest.len().min(largest)
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
 }
 
 #[async_trait]
@@ -561,5 +595,33 @@ where
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_stay_under_the_parameter_limits_in_few_shapes() {
+        let rows: Vec<u32> = (0..45).collect();
+        let sizes = |columns| -> Vec<usize> {
+            chunks::<sqlx::Sqlite, _>(&rows, columns)
+                .map(<[u32]>::len)
+                .collect()
+        };
+        assert_eq!(sizes(4), [32, 8, 4, 1]);
+        assert_eq!(sizes(15_000), [[2; 22].as_slice(), &[1]].concat());
+        let sizes: Vec<usize> = chunks::<sqlx::Postgres, _>(&rows, 4)
+            .map(<[u32]>::len)
+            .collect();
+        assert_eq!(sizes, [45]);
+        assert_eq!(chunks::<sqlx::Postgres, _>(&rows[..0], 4).count(), 0);
+    }
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        assert_eq!(values::<sqlx::Postgres>(2, 2), "VALUES ($1, $2), ($3, $4)");
+        assert_eq!(values::<sqlx::Sqlite>(2, 2), "VALUES (?, ?), (?, ?)");
     }
 }

@@ -4,6 +4,8 @@ use crate::store::write::WriteDialect;
 
 impl WriteDialect for sqlx::Sqlite {
     // SQLite's two-argument min() is PostgreSQL's LEAST().
+    const NUMBERED_PLACEHOLDERS: bool = false;
+    const FEW_STATEMENT_SHAPES: bool = true;
     const LEAST: &'static str = "min";
 
     // The single writer connection already serialises every transaction.
