@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod reports;
 pub mod retention;
+pub mod seed;
 pub mod sender;
 pub mod store;
 pub mod telemetry;

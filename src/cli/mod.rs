@@ -5,6 +5,7 @@ mod import;
 mod purge;
 mod rebuild;
 mod report;
+mod seed;
 mod send;
 mod serve;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Re-derive events, sessions and presence from the delivery archive and
     /// report what changed.
     Rebuild(rebuild::RebuildArgs),
+    /// Fill an empty database with synthetic history for query benchmarks
+    /// (bulk COPY / multi-row inserts, not HTTP).
+    Seed(seed::SeedArgs),
 }
 
 /// Runs the parsed command; errors are printed as one sentence.
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Import(args)) => import::run(args).await,
         Some(Command::Purge(args)) => purge::run(args).await,
         Some(Command::Rebuild(args)) => rebuild::run(args).await,
+        Some(Command::Seed(args)) => seed::run(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
     };
     match result {
