@@ -116,7 +116,10 @@ pub struct ServeArgs {
     pub group_commit_max_batch: u64,
 
     /// Group-commit transactions in flight at once on PostgreSQL (SQLite: always 1).
-    #[arg(long, env = "GROUP_COMMIT_WORKERS", default_value_t = 4,
+    /// One by default: on a small machine one writer with large batches beats
+    /// several with small ones (docs/benchmarks.md); raise it where
+    /// PostgreSQL has cores to spare.
+    #[arg(long, env = "GROUP_COMMIT_WORKERS", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=64))]
     pub group_commit_workers: u64,
 

@@ -108,7 +108,6 @@ pub async fn rebuild(
         }
         progress(report.replayed);
     }
-    tx.flush_close_counts().await?;
     tx.compare_with_set_aside(&mut report).await?;
     Ok(report)
 }

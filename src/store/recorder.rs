@@ -71,32 +71,43 @@ pub trait WriteTx: Send {
     /// Id and content fingerprint of the stored event with this identity.
     async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError>;
 
-    /// Upserts the session rows (one per session) with what creates and
-    /// closes set.
-    async fn merge_lifecycles(&mut self, merges: &[LifecycleMerge]) -> Result<(), StoreError>;
-
-    /// Adds one to the close-reason rollup for this close's appid, hour and
-    /// reason (applied by `flush_close_counts`, at the latest at commit).
-    async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError>;
-
-    /// Writes the counts `count_close` gathered, in key order.
-    async fn flush_close_counts(&mut self) -> Result<(), StoreError>;
-
     /// The stored logins and logouts of these groups.
     async fn presence_groups(
         &mut self,
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError>;
 
-    /// Replaces the presence rows of these groups with `intervals`.
-    async fn replace_presence(
+    /// Writes what the batch derived and the deliveries' archive rows
+    /// (none for a rebuild): after the last decision, so a backend may send
+    /// it all at once.
+    async fn write_batch(
         &mut self,
-        groups: &[GroupKey],
-        intervals: &[(&GroupKey, PresenceInterval)],
+        derived: &DerivedWrites,
+        archive: &[ArchiveRow<'_>],
     ) -> Result<(), StoreError>;
+}
 
-    /// Writes the deliveries' archive rows.
-    async fn archive(&mut self, rows: &[ArchiveRow<'_>]) -> Result<(), StoreError>;
+/// What a batch's stored events change beyond the events themselves.
+#[derive(Debug, Default)]
+pub struct DerivedWrites {
+    /// Presence groups whose rows are replaced, sorted.
+    pub groups: Vec<GroupKey>,
+    /// Their new presence intervals.
+    pub intervals: Vec<(GroupKey, PresenceInterval)>,
+    /// Session fields set by creates and closes: one per session, sorted.
+    pub merges: Vec<LifecycleMerge>,
+    /// Closes to add to the close-reason rollup, in key order (so
+    /// concurrent transactions lock rollup rows in one order).
+    pub close_counts: Vec<CloseCount>,
+}
+
+/// Closes of one appid, UTC hour and close reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseCount {
+    pub appid: i64,
+    pub hour_start: DateTime<Utc>,
+    pub close_reason: i64,
+    pub count: i64,
 }
 
 /// Decides and writes the outcomes of `deliveries`, in order. The caller commits.
@@ -111,7 +122,8 @@ pub async fn record(
         .filter(|(_, replayed)| !**replayed)
         .map(|(d, _)| d)
         .collect();
-    let mut applied = apply_verdicts(tx, &fresh).await?.into_iter();
+    let (applied, derived) = decide(tx, &fresh).await?;
+    let mut applied = applied.into_iter();
     let results: Vec<(Outcome, Option<i64>)> = replayed
         .iter()
         .map(|replayed| match replayed {
@@ -128,7 +140,7 @@ pub async fn record(
             event_id: *event_id,
         })
         .collect();
-    tx.archive(&archive).await?;
+    tx.write_batch(&derived, &archive).await?;
     Ok(results.into_iter().map(|(outcome, _)| outcome).collect())
 }
 
@@ -172,6 +184,18 @@ pub async fn apply_verdicts(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
 ) -> Result<Vec<(Outcome, Option<i64>)>, StoreError> {
+    let (results, derived) = decide(tx, deliveries).await?;
+    tx.write_batch(&derived, &[]).await?;
+    Ok(results)
+}
+
+type Results = Vec<(Outcome, Option<i64>)>;
+
+/// Everything up to the last decision: outcomes, and what they derive.
+async fn decide(
+    tx: &mut dyn WriteTx,
+    deliveries: &[&Delivery],
+) -> Result<(Results, DerivedWrites), StoreError> {
     let mut accepted = Vec::new();
     let mut columns = Vec::new();
     for (i, d) in deliveries.iter().enumerate() {
@@ -183,9 +207,10 @@ pub async fn apply_verdicts(
             });
         }
     }
-    let mut stored = store_events(tx, &columns).await?.into_iter();
+    let (stored, derived) = store_events(tx, &columns).await?;
+    let mut stored = stored.into_iter();
     let mut accepted = accepted.into_iter().peekable();
-    Ok(deliveries
+    let results = deliveries
         .iter()
         .enumerate()
         .map(|(i, d)| match &d.verdict {
@@ -197,7 +222,8 @@ pub async fn apply_verdicts(
                 (outcome, Some(id))
             }
         })
-        .collect())
+        .collect();
+    Ok((results, derived))
 }
 
 struct NewEventColumns<'e> {
@@ -216,9 +242,10 @@ struct FirstCopy {
 async fn store_events(
     tx: &mut dyn WriteTx,
     events: &[NewEventColumns<'_>],
-) -> Result<Vec<(Outcome, i64)>, StoreError> {
+) -> Result<(Vec<(Outcome, i64)>, DerivedWrites), StoreError> {
+    let mut derived = DerivedWrites::default();
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), derived));
     }
     // Session rows first, group locks second, for every login and logout
     // (duplicates too): one lock order, so concurrent batches do not
@@ -281,6 +308,7 @@ async fn store_events(
     let mut results = Vec::with_capacity(events.len());
     let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
     let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
+    let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
     for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
         let first = &first_copies[identity];
         let outcome = if first.inserted_by == Some(i) {
@@ -302,7 +330,10 @@ async fn store_events(
                 // Exactly once per session: a second close of it is a
                 // duplicate or a conflict.
                 if c.event == EventKind::RoomClose.as_str() {
-                    tx.count_close(c).await?;
+                    let reason = c.reason.expect("a stored close has a close_reason");
+                    *close_counts
+                        .entry((c.appid, c.event_hour(), reason))
+                        .or_default() += 1;
                 }
             }
         }
@@ -310,23 +341,27 @@ async fn store_events(
     }
 
     if !changed_groups.is_empty() {
-        let groups: Vec<GroupKey> = changed_groups.into_iter().collect();
+        derived.groups = changed_groups.into_iter().collect();
         let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
-        for row in tx.presence_groups(&groups).await? {
+        for row in tx.presence_groups(&derived.groups).await? {
             members.entry(row.group).or_default().push(row.event);
         }
-        let intervals: Vec<(&GroupKey, PresenceInterval)> = groups
-            .iter()
-            .flat_map(|g| {
-                let rows = members.remove(g).unwrap_or_default();
-                intervals_of(rows).into_iter().map(move |i| (g, i))
-            })
-            .collect();
-        tx.replace_presence(&groups, &intervals).await?;
+        for g in &derived.groups {
+            let rows = members.remove(g).unwrap_or_default();
+            derived
+                .intervals
+                .extend(intervals_of(rows).into_iter().map(|i| (g.clone(), i)));
+        }
     }
-    if !merges.is_empty() {
-        let merges: Vec<LifecycleMerge> = merges.into_values().collect();
-        tx.merge_lifecycles(&merges).await?;
-    }
-    Ok(results)
+    derived.merges = merges.into_values().collect();
+    derived.close_counts = close_counts
+        .into_iter()
+        .map(|((appid, hour_start, close_reason), count)| CloseCount {
+            appid,
+            hour_start,
+            close_reason,
+            count,
+        })
+        .collect();
+    Ok((results, derived))
 }

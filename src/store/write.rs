@@ -22,7 +22,9 @@ use crate::store::merge::{
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
 use crate::store::rebuild_sql;
-use crate::store::recorder::{ArchiveRow, NewEvent, ReplayClaim, WriteTx};
+use crate::store::recorder::{
+    ArchiveRow, CloseCount, DerivedWrites, NewEvent, ReplayClaim, WriteTx,
+};
 
 /// The SQL that differs between backends.
 pub trait WriteDialect: Database {
@@ -36,6 +38,10 @@ pub trait WriteDialect: Database {
     /// expensive), rather than one statement per step (PostgreSQL, where
     /// round trips dominate).
     const FEW_STATEMENT_SHAPES: bool;
+    /// Whether a batch's final writes (presence, session merges, rollup,
+    /// archive) go out as one statement of data-modifying CTEs (PostgreSQL:
+    /// one round trip) rather than one statement each (SQLite).
+    const ONE_STATEMENT_WRITES: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
     /// Takes transaction-scoped locks on presence groups, where the backend
@@ -51,12 +57,7 @@ pub trait WriteDialect: Database {
 }
 
 /// An open write transaction.
-pub struct Write<DB: Database>(pub Transaction<'static, DB>, CloseCounts);
-
-/// Close-reason increments of this transaction, applied at commit in key
-/// order: concurrent transactions then lock rollup rows in one order (no
-/// deadlocks) and each row is written once per transaction.
-type CloseCounts = std::collections::BTreeMap<(i64, DateTime<Utc>, i64), i64>;
+pub struct Write<DB: Database>(pub Transaction<'static, DB>);
 
 impl<DB> Write<DB>
 where
@@ -83,11 +84,10 @@ where
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
     pub fn new(tx: Transaction<'static, DB>) -> Write<DB> {
-        Write(tx, CloseCounts::new())
+        Write(tx)
     }
 
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.flush_close_counts().await?;
+    pub async fn commit(self) -> Result<(), StoreError> {
         self.0.commit().await?;
         Ok(())
     }
@@ -284,69 +284,6 @@ where
         .await?)
     }
 
-    async fn merge_lifecycles(&mut self, merges: &[LifecycleMerge]) -> Result<(), StoreError> {
-        let least = DB::LEAST;
-        for chunk in chunks::<DB, _>(merges, 9) {
-            // At most one create and one close are ever stored per session,
-            // so COALESCE and LEAST give the same row in every arrival order.
-            let sql = format!(
-                "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
-                                            closed_at, close_reason, first_event_at, started_at)
-                 {}
-                 ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                    room_id = {least}(room_sessions.room_id, excluded.room_id),
-                    created_at = COALESCE(room_sessions.created_at, excluded.created_at),
-                    creator = COALESCE(room_sessions.creator, excluded.creator),
-                    closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
-                    close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
-                    first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
-                    started_at = COALESCE(room_sessions.created_at, excluded.created_at,
-                        {least}(room_sessions.first_event_at, excluded.first_event_at))",
-                values::<DB>(chunk.len(), 9)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for m in chunk {
-                query = query
-                    .bind(m.appid)
-                    .bind(m.room_session_id.as_str())
-                    .bind(m.room_id.as_str())
-                    .bind(m.created_at)
-                    .bind(m.creator.as_deref())
-                    .bind(m.closed_at)
-                    .bind(m.close_reason)
-                    .bind(m.first_event_at)
-                    .bind(m.started_at());
-            }
-            query.execute(&mut *self.0).await?;
-        }
-        Ok(())
-    }
-
-    async fn count_close(&mut self, c: &EventColumns<'_>) -> Result<(), StoreError> {
-        let reason = c.reason.expect("a stored close has a close_reason");
-        *self.1.entry((c.appid, c.event_hour(), reason)).or_default() += 1;
-        Ok(())
-    }
-
-    async fn flush_close_counts(&mut self) -> Result<(), StoreError> {
-        let counts: Vec<_> = std::mem::take(&mut self.1).into_iter().collect();
-        for chunk in chunks::<DB, _>(&counts, 4) {
-            let sql = format!(
-                "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
-                 {}
-                 ON CONFLICT (appid, hour_start, close_reason)
-                 DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count",
-                values::<DB>(chunk.len(), 4)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for &((appid, hour, reason), count) in chunk {
-                query = query.bind(appid).bind(hour).bind(reason).bind(count);
-            }
-            query.execute(&mut *self.0).await?;
-        }
-        Ok(())
-    }
-
     async fn presence_groups(
         &mut self,
         groups: &[GroupKey],
@@ -387,99 +324,262 @@ where
         Ok(rows)
     }
 
-    async fn replace_presence(
+    async fn write_batch(
         &mut self,
-        groups: &[GroupKey],
-        intervals: &[(&GroupKey, PresenceInterval)],
+        derived: &DerivedWrites,
+        archive: &[ArchiveRow<'_>],
     ) -> Result<(), StoreError> {
-        for chunk in chunks::<DB, _>(groups, 4) {
-            // Through the ids the group index finds: SQLite plans a row-value
-            // `IN (VALUES …)` as a scan of the whole table.
-            let sql = format!(
-                "WITH g (appid, room_session_id, user_account, session_id) AS ({})
-                 DELETE FROM presence_intervals WHERE id IN (
-                     SELECT p.id FROM g JOIN presence_intervals p
-                       ON p.appid = g.appid AND p.room_session_id = g.room_session_id
-                      AND p.user_account = g.user_account AND p.session_id = g.session_id)",
-                values::<DB>(chunk.len(), 4)
-            );
+        let pieces = [
+            Piece::ClearPresence(&derived.groups),
+            Piece::Presence(&derived.intervals),
+            Piece::Merge(&derived.merges),
+            Piece::CloseCounts(&derived.close_counts),
+            Piece::Archive(archive),
+        ];
+        let params: usize = pieces.iter().map(|p| p.rows() * p.columns()).sum();
+        if DB::ONE_STATEMENT_WRITES && params <= MAX_PARAMS {
+            // One round trip: each piece a data-modifying CTE. They all see
+            // the snapshot from before the statement, which is what each
+            // needs (the presence rows they replace are held by the group
+            // locks; the upserts resolve conflicts against the latest rows).
+            let mut sql = String::from("WITH ");
+            let mut first_param = 1;
+            for (n, piece) in pieces.iter().filter(|p| p.rows() > 0).enumerate() {
+                if n > 0 {
+                    sql.push_str(", ");
+                }
+                let values = values_from::<DB>(first_param, piece.rows(), piece.columns());
+                let _ = write!(sql, "w{n} AS ({})", piece.sql::<DB>(&values));
+                first_param += piece.rows() * piece.columns();
+            }
+            if first_param == 1 {
+                return Ok(());
+            }
+            sql.push_str(" SELECT 1");
             let mut query = sqlx::query::<DB>(&sql);
-            for g in chunk {
-                query = query
-                    .bind(g.appid)
-                    .bind(g.room_session_id.as_str())
-                    .bind(g.user_account.as_str())
-                    .bind(g.session_id.as_str());
+            for piece in &pieces {
+                query = piece.bind(query);
             }
             query.execute(&mut *self.0).await?;
-        }
-        for chunk in chunks::<DB, _>(intervals, 13) {
-            let sql = format!(
-                "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
-                    room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
-                    duration_ms, login_event_id, logout_event_id)
-                 {}",
-                values::<DB>(chunk.len(), 13)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for (g, i) in chunk {
-                query = query
-                    .bind(g.appid)
-                    .bind(g.room_session_id.as_str())
-                    .bind(g.user_account.as_str())
-                    .bind(g.session_id.as_str())
-                    .bind(i.room_id.as_str())
-                    .bind(i.user_nickname.as_deref())
-                    .bind(i.user_role)
-                    .bind(i.login_at.map(|t| t.to_utc()))
-                    .bind(i.logout_at.map(|t| t.to_utc()))
-                    .bind(i.logout_reason)
-                    .bind(i.duration_ms)
-                    .bind(i.login_event_id)
-                    .bind(i.logout_event_id);
+        } else {
+            for piece in &pieces {
+                for chunk in piece.chunks::<DB>() {
+                    let sql = chunk.sql::<DB>(&values::<DB>(chunk.rows(), chunk.columns()));
+                    chunk
+                        .bind(sqlx::query::<DB>(&sql))
+                        .execute(&mut *self.0)
+                        .await?;
+                }
             }
-            query.execute(&mut *self.0).await?;
-        }
-        Ok(())
-    }
-
-    async fn archive(&mut self, rows: &[ArchiveRow<'_>]) -> Result<(), StoreError> {
-        for chunk in chunks::<DB, _>(rows, 14) {
-            let sql = format!(
-                "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
-                                         body_sha256, event, appid, room_id, room_session_id,
-                                         outcome, reason, detail, event_id)
-                 {}",
-                values::<DB>(chunk.len(), 14)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for a in chunk {
-                let d = a.delivery;
-                let (reason, detail) = outcome_reason(a.outcome);
-                query = query
-                    .bind(d.received_at)
-                    .bind(d.remote_addr.as_deref())
-                    .bind(d.endpoint.as_str())
-                    .bind(d.content_type.as_deref())
-                    .bind(d.body.as_ref())
-                    .bind(d.body_sha256.as_str())
-                    .bind(d.summary.event.as_deref())
-                    .bind(d.summary.appid.map(i64::from))
-                    .bind(d.summary.room_id.as_deref())
-                    .bind(d.summary.room_session_id.as_deref())
-                    .bind(a.outcome.as_str())
-                    .bind(reason)
-                    .bind(detail)
-                    .bind(a.event_id);
-            }
-            query.execute(&mut *self.0).await?;
         }
         Ok(())
     }
 }
 
+/// One statement's worth of a batch's final writes.
+#[derive(Clone, Copy)]
+enum Piece<'a, 'd> {
+    /// Deletes the presence rows of these groups.
+    ClearPresence(&'a [GroupKey]),
+    Presence(&'a [(GroupKey, PresenceInterval)]),
+    Merge(&'a [LifecycleMerge]),
+    CloseCounts(&'a [CloseCount]),
+    Archive(&'a [ArchiveRow<'d>]),
+}
+
+impl<'a, 'd> Piece<'a, 'd> {
+    fn rows(&self) -> usize {
+        match self {
+            Piece::ClearPresence(r) => r.len(),
+            Piece::Presence(r) => r.len(),
+            Piece::Merge(r) => r.len(),
+            Piece::CloseCounts(r) => r.len(),
+            Piece::Archive(r) => r.len(),
+        }
+    }
+
+    fn columns(&self) -> usize {
+        match self {
+            Piece::ClearPresence(_) => 4,
+            Piece::Presence(_) => 13,
+            Piece::Merge(_) => 9,
+            Piece::CloseCounts(_) => 4,
+            Piece::Archive(_) => 14,
+        }
+    }
+
+    /// The piece cut into statement-sized pieces.
+    fn chunks<DB: WriteDialect>(self) -> Vec<Piece<'a, 'd>> {
+        let columns = self.columns();
+        match self {
+            Piece::ClearPresence(r) => chunks::<DB, _>(r, columns)
+                .map(Piece::ClearPresence)
+                .collect(),
+            Piece::Presence(r) => chunks::<DB, _>(r, columns).map(Piece::Presence).collect(),
+            Piece::Merge(r) => chunks::<DB, _>(r, columns).map(Piece::Merge).collect(),
+            Piece::CloseCounts(r) => chunks::<DB, _>(r, columns)
+                .map(Piece::CloseCounts)
+                .collect(),
+            Piece::Archive(r) => chunks::<DB, _>(r, columns).map(Piece::Archive).collect(),
+        }
+    }
+
+    /// The statement, around a `VALUES` list of this piece's rows.
+    fn sql<DB: WriteDialect>(&self, values: &str) -> String {
+        let least = DB::LEAST;
+        match self {
+            // Through the ids the group index finds: SQLite plans a row-value
+            // `IN (VALUES …)` as a scan of the whole table. (Both backends
+            // name a VALUES list's columns column1, column2, ….)
+            Piece::ClearPresence(_) => format!(
+                "DELETE FROM presence_intervals WHERE id IN (
+                     SELECT p.id FROM ({values}) AS g
+                     JOIN presence_intervals p
+                       ON p.appid = g.column1 AND p.room_session_id = g.column2
+                      AND p.user_account = g.column3 AND p.session_id = g.column4)"
+            ),
+            Piece::Presence(_) => format!(
+                "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
+                    room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
+                    duration_ms, login_event_id, logout_event_id)
+                 {values}"
+            ),
+            // At most one create and one close are ever stored per session,
+            // so COALESCE and LEAST give the same row in every arrival order.
+            Piece::Merge(_) => format!(
+                "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
+                                            closed_at, close_reason, first_event_at, started_at)
+                 {values}
+                 ON CONFLICT (appid, room_session_id) DO UPDATE SET
+                    room_id = {least}(room_sessions.room_id, excluded.room_id),
+                    created_at = COALESCE(room_sessions.created_at, excluded.created_at),
+                    creator = COALESCE(room_sessions.creator, excluded.creator),
+                    closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
+                    close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
+                    first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
+                    started_at = COALESCE(room_sessions.created_at, excluded.created_at,
+                        {least}(room_sessions.first_event_at, excluded.first_event_at))"
+            ),
+            Piece::CloseCounts(_) => format!(
+                "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
+                 {values}
+                 ON CONFLICT (appid, hour_start, close_reason)
+                 DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count"
+            ),
+            Piece::Archive(_) => format!(
+                "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
+                                         body_sha256, event, appid, room_id, room_session_id,
+                                         outcome, reason, detail, event_id)
+                 {values}"
+            ),
+        }
+    }
+
+    /// Binds this piece's rows, in `sql`'s placeholder order.
+    fn bind<'q, DB>(&self, mut q: Query<'q, DB>) -> Query<'q, DB>
+    where
+        'a: 'q,
+        'd: 'q,
+        DB: Database,
+        i64: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        Option<String>: Encode<'q, DB> + Type<DB>,
+        &'q [u8]: Encode<'q, DB> + Type<DB>,
+        DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+        Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
+    {
+        match *self {
+            Piece::ClearPresence(groups) => {
+                for g in groups {
+                    q = q
+                        .bind(g.appid)
+                        .bind(g.room_session_id.as_str())
+                        .bind(g.user_account.as_str())
+                        .bind(g.session_id.as_str());
+                }
+            }
+            Piece::Presence(intervals) => {
+                for (g, i) in intervals {
+                    q = q
+                        .bind(g.appid)
+                        .bind(g.room_session_id.as_str())
+                        .bind(g.user_account.as_str())
+                        .bind(g.session_id.as_str())
+                        .bind(i.room_id.as_str())
+                        .bind(i.user_nickname.as_deref())
+                        .bind(i.user_role)
+                        .bind(i.login_at.map(|t| t.to_utc()))
+                        .bind(i.logout_at.map(|t| t.to_utc()))
+                        .bind(i.logout_reason)
+                        .bind(i.duration_ms)
+                        .bind(i.login_event_id)
+                        .bind(i.logout_event_id);
+                }
+            }
+            Piece::Merge(merges) => {
+                for m in merges {
+                    q = q
+                        .bind(m.appid)
+                        .bind(m.room_session_id.as_str())
+                        .bind(m.room_id.as_str())
+                        .bind(m.created_at)
+                        .bind(m.creator.as_deref())
+                        .bind(m.closed_at)
+                        .bind(m.close_reason)
+                        .bind(m.first_event_at)
+                        .bind(m.started_at());
+                }
+            }
+            Piece::CloseCounts(counts) => {
+                for c in counts {
+                    q = q
+                        .bind(c.appid)
+                        .bind(c.hour_start)
+                        .bind(c.close_reason)
+                        .bind(c.count);
+                }
+            }
+            Piece::Archive(rows) => {
+                for a in rows {
+                    let d = a.delivery;
+                    let (reason, detail) = outcome_reason(a.outcome);
+                    q = q
+                        .bind(d.received_at)
+                        .bind(d.remote_addr.as_deref())
+                        .bind(d.endpoint.as_str())
+                        .bind(d.content_type.as_deref())
+                        .bind(d.body.as_ref())
+                        .bind(d.body_sha256.as_str())
+                        .bind(d.summary.event.as_deref())
+                        .bind(d.summary.appid.map(i64::from))
+                        .bind(d.summary.room_id.as_deref())
+                        .bind(d.summary.room_session_id.as_deref())
+                        .bind(a.outcome.as_str())
+                        .bind(reason)
+                        .bind(detail)
+                        .bind(a.event_id);
+                }
+            }
+        }
+        q
+    }
+}
+
+type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// Bind parameters one statement may carry on either backend (SQLite
+/// 32,766; PostgreSQL 65,535), with room to spare.
+const MAX_PARAMS: usize = 30_000;
+
 /// `VALUES (…), (…), …`: `rows` tuples of `columns` placeholders.
 fn values<DB: WriteDialect>(rows: usize, columns: usize) -> String {
+    values_from::<DB>(1, rows, columns)
+}
+
+/// `values`, numbering placeholders from `$first` (PostgreSQL).
+fn values_from<DB: WriteDialect>(first: usize, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(8 + rows * columns * 6);
     sql.push_str("VALUES ");
     for r in 0..rows {
@@ -489,7 +589,7 @@ fn values<DB: WriteDialect>(rows: usize, columns: usize) -> String {
                 sql.push_str(", ");
             }
             if DB::NUMBERED_PLACEHOLDERS {
-                let _ = write!(sql, "${}", r * columns + c + 1);
+                let _ = write!(sql, "${}", first + r * columns + c);
             } else {
                 sql.push('?');
             }
@@ -504,7 +604,7 @@ fn values<DB: WriteDialect>(rows: usize, columns: usize) -> String {
 /// possible, or, where the dialect wants few statement shapes, of
 /// power-of-two sizes (the binary digits of the count, largest first).
 fn chunks<DB: WriteDialect, T>(rows: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
-    let largest = prev_power_of_two((30_000 / columns).clamp(1, 512));
+    let largest = prev_power_of_two((MAX_PARAMS / columns).clamp(1, 512));
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest.is_empty() {

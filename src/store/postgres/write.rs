@@ -5,6 +5,7 @@ use crate::store::write::WriteDialect;
 impl WriteDialect for sqlx::Postgres {
     const NUMBERED_PLACEHOLDERS: bool = true;
     const FEW_STATEMENT_SHAPES: bool = false;
+    const ONE_STATEMENT_WRITES: bool = true;
     const LEAST: &'static str = "LEAST";
 
     // Serialises writers of one presence group across connections and

@@ -6,6 +6,7 @@ impl WriteDialect for sqlx::Sqlite {
     // SQLite's two-argument min() is PostgreSQL's LEAST().
     const NUMBERED_PLACEHOLDERS: bool = false;
     const FEW_STATEMENT_SHAPES: bool = true;
+    const ONE_STATEMENT_WRITES: bool = false;
     const LEAST: &'static str = "min";
 
     // The single writer connection already serialises every transaction.
