@@ -5,7 +5,7 @@
 //! one dialect difference (truncating a time to its hour or day) comes from
 //! `ReadDialect`. Plans at a million sessions are in docs/queries.md.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::model::DeliveryFilter;
@@ -207,10 +207,11 @@ where
     sql
 }
 
-/// Close-reason counts. Without a room filter and with whole-hour bounds
-/// they come from the hourly rollup (thousands of rows however many
-/// sessions); otherwise from the sessions themselves, through an index on
-/// room or close time. Both give the same numbers (tested).
+/// Close-reason counts. Without a room filter they come from the hourly
+/// rollup (thousands of rows however many sessions), and only the partial
+/// hours at either end of the range (bounds off the hour) are counted from
+/// the sessions themselves; with a room filter, all from the sessions,
+/// through the room's index. Both give the same numbers (tested).
 pub fn close_reason_counts<'a, DB>(q: &'a StatsQuery) -> QueryBuilder<'a, DB>
 where
     DB: ReadDialect,
@@ -219,36 +220,92 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
 {
-    let whole_hour =
-        |t: Option<DateTime<Utc>>| t.is_none_or(|t| t.timestamp_millis() % 3_600_000 == 0);
-    let rollup = q.room_id.is_none() && whole_hour(q.from) && whole_hour(q.to);
-    let (time, count, table) = if rollup {
-        (
-            "hour_start",
-            DB::sum_i64("closed_count"),
-            "close_reason_hourly",
-        )
-    } else {
-        ("closed_at", "count(*)".to_owned(), "room_sessions")
-    };
     let mut sql = QueryBuilder::new(format!(
-        "SELECT {} AS bucket_start, close_reason, {count} AS count FROM {table} WHERE {time} IS NOT NULL",
-        DB::bucket_start(q.bucket, time)
+        "SELECT bucket_start, close_reason, {} AS count FROM (",
+        DB::sum_i64("n")
+    ));
+    match &q.room_id {
+        Some(room_id) => {
+            push_session_closes(&mut sql, q, q.from, q.to);
+            sql.push(" AND room_id = ").push_bind(room_id.as_str());
+        }
+        None => {
+            let hour = chrono::TimeDelta::hours(1);
+            let floor = |t: DateTime<Utc>| t.duration_trunc(hour).expect("in range");
+            let ceil = |t: DateTime<Utc>| {
+                let f = floor(t);
+                if f == t { f } else { f + hour }
+            };
+            // Whole hours [hours_from, hours_to) from the rollup; the partial
+            // hours outside them from the sessions.
+            let hours_from = q.from.map(ceil);
+            let hours_to = q.to.map(floor);
+            if let (Some(f), Some(t)) = (hours_from, hours_to)
+                && f >= t
+            {
+                // Within one hour: no whole hour to take from the rollup.
+                push_session_closes(&mut sql, q, q.from, q.to);
+            } else {
+                sql.push(format!(
+                    "SELECT {} AS bucket_start, close_reason, closed_count AS n
+                     FROM close_reason_hourly WHERE TRUE",
+                    DB::bucket_start(q.bucket, "hour_start")
+                ));
+                if let Some(appid) = q.appid {
+                    sql.push(" AND appid = ").push_bind(appid);
+                }
+                if let Some(f) = hours_from {
+                    sql.push(" AND hour_start >= ").push_bind(f);
+                }
+                if let Some(t) = hours_to {
+                    sql.push(" AND hour_start < ").push_bind(t);
+                }
+                if let (Some(from), Some(f)) = (q.from, hours_from)
+                    && from < f
+                {
+                    sql.push(" UNION ALL ");
+                    push_session_closes(&mut sql, q, Some(from), Some(f));
+                }
+                if let (Some(to), Some(t)) = (q.to, hours_to)
+                    && t < to
+                {
+                    sql.push(" UNION ALL ");
+                    push_session_closes(&mut sql, q, Some(t), Some(to));
+                }
+            }
+        }
+    }
+    sql.push(") closes GROUP BY bucket_start, close_reason ORDER BY bucket_start, close_reason");
+    sql
+}
+
+/// `SELECT bucket_start, close_reason, 1 AS n` for each closed session of
+/// `q`'s appid closed in [from, to).
+fn push_session_closes<'a, DB>(
+    sql: &mut QueryBuilder<'a, DB>,
+    q: &'a StatsQuery,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) where
+    DB: ReadDialect,
+    DB::Arguments<'a>: Default,
+    i64: Encode<'a, DB> + Type<DB>,
+    DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+{
+    sql.push(format!(
+        "SELECT {} AS bucket_start, close_reason, 1 AS n
+         FROM room_sessions WHERE closed_at IS NOT NULL",
+        DB::bucket_start(q.bucket, "closed_at")
     ));
     if let Some(appid) = q.appid {
         sql.push(" AND appid = ").push_bind(appid);
     }
-    if let Some(room_id) = &q.room_id {
-        sql.push(" AND room_id = ").push_bind(room_id.as_str());
+    if let Some(from) = from {
+        sql.push(" AND closed_at >= ").push_bind(from);
     }
-    if let Some(from) = q.from {
-        sql.push(format_args!(" AND {time} >= ")).push_bind(from);
+    if let Some(to) = to {
+        sql.push(" AND closed_at < ").push_bind(to);
     }
-    if let Some(to) = q.to {
-        sql.push(format_args!(" AND {time} < ")).push_bind(to);
-    }
-    sql.push(" GROUP BY 1, 2 ORDER BY 1, 2");
-    sql
 }
 
 pub fn deliveries<'a, DB>(f: &'a DeliveryFilter) -> QueryBuilder<'a, DB>

@@ -288,6 +288,35 @@ async fn close_reason_rollup_equals_a_full_recount(backend: Backend) {
                 rollup.iter().map(|c| c.count).sum::<i64>(),
                 if appid.is_some() { 60 } else { 68 }
             ); // appid 2 has sessions 0..=7
+
+            // Bounds off the hour: whole hours from the rollup, the partial
+            // ones from the sessions; a room filter (every test session is
+            // in room-1) counts everything from the sessions.
+            let at = |ms: i64| chrono::DateTime::from_timestamp_millis(T0 + ms);
+            let ranges = [
+                (at(-1), at(86_400_000 + 1_234_567)),
+                (at(1_800_000), at(2_000_000)), // within one hour
+                (at(3_599_999), at(2 * 86_400_000)),
+                (None, at(100_000_000 + 17)),
+                (at(55_555_555), None),
+                (at(86_400_000), at(172_800_000)), // whole hours
+            ];
+            for (from, to) in ranges {
+                let query = |room_id: Option<&str>| StatsQuery {
+                    appid,
+                    room_id: room_id.map(str::to_owned),
+                    from,
+                    to,
+                    bucket,
+                };
+                let mixed = app.store.close_reason_counts(&query(None)).await.unwrap();
+                let recount = app
+                    .store
+                    .close_reason_counts(&query(Some("room-1")))
+                    .await
+                    .unwrap();
+                assert_eq!(mixed, recount, "{bucket:?} {appid:?} {from:?}..{to:?}");
+            }
         }
     }
 }
