@@ -350,6 +350,25 @@ pub const TIMELINE: &str = "SELECT event, event_at, received_at, user_account, s
           CASE event WHEN 'room_create' THEN 0 WHEN 'room_logout' THEN 1 WHEN 'room_login' THEN 2 ELSE 3 END,
           user_account, session_id";
 
+/// `PARTICIPANTS` and `TIMELINE` as one row each, a JSON array of row
+/// arrays in the same order (SQLite only). sqlx hands SQLite rows from its
+/// worker thread one at a time, a few microseconds each: a session of 1,000
+/// participants (3,000 rows) spent most of its detail request there.
+pub const PARTICIPANTS_AS_JSON: &str = "SELECT json_group_array(json_array(
+        user_account, session_id, user_nickname, user_role, login_at, logout_at,
+        logout_reason, duration_ms)
+    ORDER BY COALESCE(login_at, logout_at), user_account, session_id)
+ FROM presence_intervals
+ WHERE appid = $1 AND room_session_id = $2";
+
+pub const TIMELINE_AS_JSON: &str = "SELECT json_group_array(json_array(
+        event, event_at, received_at, user_account, session_id, user_role, reason)
+    ORDER BY event_at,
+          CASE event WHEN 'room_create' THEN 0 WHEN 'room_logout' THEN 1 WHEN 'room_login' THEN 2 ELSE 3 END,
+          user_account, session_id)
+ FROM events
+ WHERE appid = $1 AND room_session_id = $2";
+
 /// Newest first by `time_column`, then by key, resuming after `after`.
 fn keyset<'a, DB>(
     sql: &mut QueryBuilder<'a, DB>,

@@ -61,6 +61,31 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A session's rows fetched as one JSON array (`read_sql::*_AS_JSON`).
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        appid: i64,
+        room_session_id: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let json: String = sqlx::query_scalar(sql)
+            .bind(appid)
+            .bind(room_session_id)
+            .fetch_one(&self.reader)
+            .await?;
+        serde_json::from_str(&json)
+            .map_err(|e| StoreError::Internal(sqlx::Error::Decode(Box::new(e))))
+    }
+}
+
+/// A time as this store writes it (RFC 3339 text).
+fn stored_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|e| StoreError::Internal(sqlx::Error::Decode(Box::new(e))))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -165,11 +190,33 @@ impl Store for SqliteStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<ParticipantRow>, StoreError> {
-        Ok(sqlx::query_as(read_sql::PARTICIPANTS)
-            .bind(appid)
-            .bind(room_session_id)
-            .fetch_all(&self.reader)
-            .await?)
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = self
+            .json_rows(read_sql::PARTICIPANTS_AS_JSON, appid, room_session_id)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ParticipantRow {
+                    user_account: r.0,
+                    session_id: r.1,
+                    user_nickname: r.2,
+                    user_role: r.3,
+                    login_at: r.4.as_deref().map(stored_time).transpose()?,
+                    logout_at: r.5.as_deref().map(stored_time).transpose()?,
+                    logout_reason: r.6,
+                    duration_ms: r.7,
+                })
+            })
+            .collect()
     }
 
     async fn timeline(
@@ -177,11 +224,31 @@ impl Store for SqliteStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError> {
-        Ok(sqlx::query_as(read_sql::TIMELINE)
-            .bind(appid)
-            .bind(room_session_id)
-            .fetch_all(&self.reader)
-            .await?)
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = self
+            .json_rows(read_sql::TIMELINE_AS_JSON, appid, room_session_id)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TimelineRow {
+                    event: r.0,
+                    event_at: stored_time(&r.1)?,
+                    received_at: stored_time(&r.2)?,
+                    user_account: r.3,
+                    session_id: r.4,
+                    user_role: r.5,
+                    reason: r.6,
+                })
+            })
+            .collect()
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
