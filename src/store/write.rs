@@ -3,13 +3,11 @@
 //! `WriteDialect`, implemented in `postgres/` and `sqlite/`; the decisions
 //! are in `store::recorder` and `store::rebuild`.
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
 use std::collections::HashMap;
-
 use std::fmt::Write as _;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use crate::domain::presence::PresenceInterval;
