@@ -57,30 +57,7 @@ pub trait WriteDialect: Database {
 /// An open write transaction.
 pub struct Write<DB: Database>(pub Transaction<'static, DB>);
 
-impl<DB> Write<DB>
-where
-    DB: WriteDialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-    for<'r> (String,): FromRow<'r, DB::Row>,
-    for<'r> (i64, String): FromRow<'r, DB::Row>,
-    for<'r> (i64, i64): FromRow<'r, DB::Row>,
-    for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
-    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
-    for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
-    for<'r> GroupEventRow: FromRow<'r, DB::Row>,
-    for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
-{
+impl<DB: Database> Write<DB> {
     pub fn new(tx: Transaction<'static, DB>) -> Write<DB> {
         Write(tx)
     }
@@ -96,7 +73,7 @@ impl<DB> WriteTx for Write<DB>
 where
     DB: WriteDialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -106,15 +83,11 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-    for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
-    for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
     for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
     for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
-    for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
     async fn claim_replay_keys(
         &mut self,
@@ -628,25 +601,15 @@ fn prev_power_of_two(n: usize) -> usize {
 impl<DB> RebuildTx for Write<DB>
 where
     DB: WriteDialect,
+    Write<DB>: WriteTx,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB> + Default,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
-    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64,): FromRow<'r, DB::Row>,
-    for<'r> (String,): FromRow<'r, DB::Row>,
-    for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
-    for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
-    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
-    for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
-    for<'r> GroupEventRow: FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
     async fn set_aside_current_state(&mut self) -> Result<(), StoreError> {

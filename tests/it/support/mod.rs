@@ -247,48 +247,17 @@ pub struct Encoded {
     pub content_type: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Json,
-    UrlEncodedJson,
-    Form,
-}
+pub use zego_room_tracker::sender::Encoding;
 
-pub const ENCODINGS: [Encoding; 3] = [Encoding::Json, Encoding::UrlEncodedJson, Encoding::Form];
+pub const ENCODINGS: [Encoding; 3] = [Encoding::Json, Encoding::UrlencodedJson, Encoding::Form];
 
+/// `fields` as ZEGO sends them in `encoding` (the sender's encoder, which
+/// its own unit test decodes back with the service's decoder).
 pub fn encode(fields: &Map<String, Value>, encoding: Encoding) -> Encoded {
-    let json = serde_json::to_string(fields).expect("serialise");
-    match encoding {
-        Encoding::Json => Encoded {
-            bytes: json.into_bytes(),
-            content_type: "application/json",
-        },
-        // ZEGO's "the data is JSON; you must UrlDecode it": the whole body
-        // URL-encoded, spaces as '+', sent with a JSON content type.
-        Encoding::UrlEncodedJson => Encoded {
-            bytes: urlencoding::encode(&json).replace("%20", "+").into_bytes(),
-            content_type: "application/json",
-        },
-        Encoding::Form => {
-            let pairs: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    format!(
-                        "{}={}",
-                        urlencoding::encode(k),
-                        urlencoding::encode(&text).replace("%20", "+")
-                    )
-                })
-                .collect();
-            Encoded {
-                bytes: pairs.join("&").into_bytes(),
-                content_type: "application/x-www-form-urlencoded",
-            }
-        }
+    let (body, content_type) = zego_room_tracker::sender::encode(fields, encoding);
+    Encoded {
+        bytes: body.into_bytes(),
+        content_type,
     }
 }
 
