@@ -51,6 +51,17 @@ pub struct SeedReport {
     pub steps: Vec<(String, f64)>,
 }
 
+impl SeedReport {
+    /// Records that step `name` ended now (it began when the previous one
+    /// ended, or at `started`), and prints its time.
+    pub fn lap(&mut self, started: &mut std::time::Instant, name: &str) {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("  {name}: {secs:.1} s");
+        self.steps.push((name.to_owned(), secs));
+        *started = std::time::Instant::now();
+    }
+}
+
 /// The derived shape of the history: which rooms exist, where the big session is.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {

@@ -80,12 +80,6 @@ pub async fn seed_postgres(url: &str, plan: &Plan, force: bool) -> Result<SeedRe
     let mut report = SeedReport::default();
     let mut conn = connect(url).await?;
     let mut step = Instant::now();
-    let mut lap = |report: &mut SeedReport, name: &str| {
-        let secs = step.elapsed().as_secs_f64();
-        eprintln!("  {name}: {secs:.1} s");
-        report.steps.push((name.to_owned(), secs));
-        step = Instant::now();
-    };
 
     let existing = scalar_i64(
         &mut conn,
@@ -148,21 +142,21 @@ pub async fn seed_postgres(url: &str, plan: &Plan, force: bool) -> Result<SeedRe
             .await
             .map_err(db)?;
     }
-    lap(&mut report, "drop indexes");
+    report.lap(&mut step, "drop indexes");
 
     load(url, plan, &mut conn, &mut report).await?;
-    lap(&mut report, "copy rows");
+    report.lap(&mut step, "copy rows");
 
     for (table, name, def) in &constraints {
         conn.execute(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}").as_str())
             .await
             .map_err(db)?;
     }
-    lap(&mut report, "primary keys");
+    report.lap(&mut step, "primary keys");
     for (_, def) in &indexes {
         conn.execute(def.as_str()).await.map_err(db)?;
     }
-    lap(&mut report, "indexes");
+    report.lap(&mut step, "indexes");
     conn.execute(
         "SELECT setval(pg_get_serial_sequence('presence_intervals', 'id'), (SELECT max(id) FROM presence_intervals));
          SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT max(id) FROM events))",
@@ -179,9 +173,9 @@ pub async fn seed_postgres(url: &str, plan: &Plan, force: bool) -> Result<SeedRe
         .await
         .map_err(db)?
         .rows_affected();
-    lap(&mut report, "rollup");
+    report.lap(&mut step, "rollup");
     conn.execute("VACUUM ANALYZE").await.map_err(db)?;
-    lap(&mut report, "vacuum analyze");
+    report.lap(&mut step, "vacuum analyze");
 
     let after = scalar_text(&mut conn, SCHEMA_FINGERPRINT).await?;
     if after != before {
@@ -195,7 +189,7 @@ pub async fn seed_postgres(url: &str, plan: &Plan, force: bool) -> Result<SeedRe
             "close_reason_hourly differs from a recount in {diff} rows"
         ));
     }
-    lap(&mut report, "check schema and rollup");
+    report.lap(&mut step, "check schema and rollup");
     Ok(report)
 }
 

@@ -181,12 +181,6 @@ pub async fn seed_sqlite(url: &str, plan: &Plan, force: bool) -> Result<SeedRepo
     let mut report = SeedReport::default();
     let mut conn = connect(url).await?;
     let mut step = Instant::now();
-    let mut lap = |report: &mut SeedReport, name: &str| {
-        let secs = step.elapsed().as_secs_f64();
-        eprintln!("  {name}: {secs:.1} s");
-        report.steps.push((name.to_owned(), secs));
-        step = Instant::now();
-    };
     let existing = scalar_i64(
         &mut conn,
         "SELECT EXISTS (SELECT 1 FROM room_sessions) + EXISTS (SELECT 1 FROM presence_intervals)
@@ -230,7 +224,7 @@ pub async fn seed_sqlite(url: &str, plan: &Plan, force: bool) -> Result<SeedRepo
             .await
             .map_err(db)?;
     }
-    lap(&mut report, "drop indexes");
+    report.lap(&mut step, "drop indexes");
 
     let mut sessions = Inserter::new(
         "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator, closed_at, \
@@ -306,14 +300,14 @@ pub async fn seed_sqlite(url: &str, plan: &Plan, force: bool) -> Result<SeedRepo
     conn.execute("COMMIT").await.map_err(db)?;
     report.sessions = plan.params.sessions;
     report.intervals = u64::try_from(next_id - 1).unwrap_or(0);
-    lap(&mut report, "insert rows");
+    report.lap(&mut step, "insert rows");
 
     conn.execute("BEGIN").await.map_err(db)?;
     for (_, sql) in &indexes {
         conn.execute(sql.as_str()).await.map_err(db)?;
     }
     conn.execute("COMMIT").await.map_err(db)?;
-    lap(&mut report, "indexes");
+    report.lap(&mut step, "indexes");
     report.rollup_rows = conn
         .execute(
             "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
@@ -323,7 +317,7 @@ pub async fn seed_sqlite(url: &str, plan: &Plan, force: bool) -> Result<SeedRepo
         .await
         .map_err(db)?
         .rows_affected();
-    lap(&mut report, "rollup");
+    report.lap(&mut step, "rollup");
     conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
         .await
         .map_err(db)?;
@@ -341,7 +335,7 @@ pub async fn seed_sqlite(url: &str, plan: &Plan, force: bool) -> Result<SeedRepo
         ));
     }
     conn.close().await.map_err(db)?;
-    lap(&mut report, "check schema and rollup");
+    report.lap(&mut step, "check schema and rollup");
     Ok(report)
 }
 
