@@ -68,10 +68,6 @@ impl GroupCommit {
     }
 }
 
-fn session_key(d: &Delivery) -> (Option<u32>, Option<&str>) {
-    (d.summary.appid, d.summary.room_session_id.as_deref())
-}
-
 async fn worker(
     store: Arc<dyn Store>,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -81,7 +77,7 @@ async fn worker(
     loop {
         // Gather under the lock; commit after releasing it, so the next
         // worker gathers the next batch meanwhile.
-        let mut batch = {
+        let batch = {
             let mut jobs = jobs.lock().await;
             let Some(first) = jobs.recv().await else {
                 return;
@@ -100,9 +96,8 @@ async fn worker(
             }
             batch
         };
-        // A common lock order (by session) makes deadlocks between
-        // concurrent batches rare; PostgreSQL breaks the rest.
-        batch.sort_by(|a, b| session_key(&a.delivery).cmp(&session_key(&b.delivery)));
+        // Arrival order; the recorder takes each step's locks in key
+        // order, so concurrent batches do not deadlock on one another.
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) =
             batch.into_iter().map(|j| (j.delivery, j.reply)).unzip();
         let started = std::time::Instant::now();
