@@ -2,6 +2,7 @@
 //! The backend is chosen once, from the `DATABASE_URL` scheme; everything
 //! else sees `Arc<dyn Store>`. SQL lives in `postgres.rs` and `sqlite.rs` only.
 
+mod batch_rows;
 mod error;
 pub mod group_commit;
 mod merge;

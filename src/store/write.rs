@@ -1,21 +1,24 @@
 //! The write path's statements, written once for both backends (generic
-//! over the sqlx backend). What differs, a handful of SQL texts, comes from
-//! `WriteDialect`, implemented in `postgres/` and `sqlite/`; the decisions
-//! are in `store::recorder` and `store::rebuild`.
+//! over the sqlx backend). What differs comes from `WriteDialect`,
+//! implemented in `postgres/` and `sqlite/`: how a batch's rows reach a
+//! statement (`store::batch_rows`) and a handful of SQL texts. The
+//! decisions are in `store::recorder` and `store::rebuild`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
+use sqlx::error::BoxDynError;
+use sqlx::{Arguments, Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use crate::domain::presence::PresenceInterval;
 use crate::domain::{Outcome, ReplayKey};
 use crate::store::StoreError;
+use crate::store::batch_rows::{Column, Rows};
 use crate::store::merge::{
     EventColumns, EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow,
-    LifecycleMerge, SessionTouch, outcome_reason,
+    LifecycleMerge, SessionTouch,
 };
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
@@ -26,25 +29,33 @@ use crate::store::recorder::{
 
 /// The SQL that differs between backends.
 pub trait WriteDialect: Database {
-    /// `$1, $2, …` (PostgreSQL) rather than `?` (SQLite, which looks a
-    /// numbered parameter up by name in a list: quadratic in a multi-row
-    /// statement's parameters).
-    const NUMBERED_PLACEHOLDERS: bool;
-    /// Whether to cut a batch's rows into power-of-two statement sizes so
-    /// that few statement texts exist and all stay prepared (SQLite, where
-    /// an extra statement costs no round trip but a fresh prepare is
-    /// expensive), rather than one statement per step (PostgreSQL, where
-    /// round trips dominate).
-    const FEW_STATEMENT_SHAPES: bool;
+    /// SQL that yields `rows` rows of these columns, named `column1`,
+    /// `column2`, … (as a `VALUES` list names them), from the bind
+    /// parameters numbered from `first`.
+    fn row_source(first: usize, rows: usize, columns: &[Column]) -> String;
+    /// Adds `rows` to `args`, for the parameters of their `row_source`.
+    fn bind_rows<'q>(args: &mut Self::Arguments<'q>, rows: Rows<'q>) -> Result<(), BoxDynError>;
+    /// How many of `remaining` rows of `columns` columns the next statement
+    /// of a step takes.
+    fn statement_rows(remaining: usize, columns: usize) -> usize;
     /// Whether a batch's final writes (presence, session merges, rollup,
     /// archive) go out as one statement of data-modifying CTEs (PostgreSQL:
     /// one round trip) rather than one statement each (SQLite).
     const ONE_STATEMENT_WRITES: bool;
+    /// Whether a batch's keys are looked up through `CROSS JOIN LATERAL
+    /// (… OFFSET 0)` rather than a plain join. PostgreSQL plans a plain
+    /// join by the table's statistics, which on a young table (before
+    /// autovacuum's first ANALYZE) guess `event = 'room_login'` to match
+    /// 0.5% of rows: it then reads the whole partial index for each batch
+    /// (or each key), so every batch gets slower as the table grows. The
+    /// lateral form is one index lookup per key whatever the statistics
+    /// say. SQLite has no LATERAL and always loops over the keys.
+    const LATERAL_LOOKUPS: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
     /// Takes transaction-scoped locks on presence groups, where the backend
-    /// has concurrent writers: the text before and after a `VALUES` list
-    /// of group names, taken in list order.
+    /// has concurrent writers: the text before and after the rows of
+    /// group names, taken in row order.
     const LOCK_PRESENCE_GROUPS: Option<(&'static str, &'static str)>;
     /// Keeps writers out for a rebuild, where the backend needs a statement for it.
     const LOCK_FOR_REBUILD: Option<&'static str>;
@@ -52,6 +63,13 @@ pub trait WriteDialect: Database {
     const TEMP_TABLE_SUFFIX: &'static str;
     /// Whether the rebuild's copies must be dropped by hand before commit.
     const DROP_TEMP_TABLES: bool;
+}
+
+/// The bind parameters of `rows`, for a statement of them alone.
+fn args<'q, DB: WriteDialect>(rows: Rows<'q>) -> Result<DB::Arguments<'q>, StoreError> {
+    let mut args = DB::Arguments::default();
+    DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
+    Ok(args)
 }
 
 /// An open write transaction.
@@ -68,6 +86,24 @@ impl<DB: Database> Write<DB> {
     }
 }
 
+/// The statement `sql` makes of a row source, once per statement-sized
+/// part of `rows`.
+fn statements<'a, DB: WriteDialect>(
+    rows: Rows<'a>,
+    sql: impl Fn(&str) -> String,
+) -> impl Iterator<Item = (String, Rows<'a>)> {
+    let columns = rows.columns();
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (head, tail) = rest.split_at(DB::statement_rows(rest.len(), columns.len()));
+        rest = tail;
+        Some((sql(&DB::row_source(1, head.len(), columns)), head))
+    })
+}
+
 #[async_trait]
 impl<DB> WriteTx for Write<DB>
 where
@@ -75,14 +111,9 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
     for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
@@ -94,27 +125,24 @@ where
         claims: &[ReplayClaim<'_>],
     ) -> Result<HashMap<ReplayKey, String>, StoreError> {
         let mut first_bodies = HashMap::with_capacity(claims.len());
-        for chunk in chunks::<DB, _>(claims, 5) {
-            // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
-            // the first body's digest of known keys too.
-            let sql = format!(
+        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
+        // the first body's digest of known keys too.
+        let claim = |rows: &str| {
+            format!(
                 "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
-                 {}
+                 {rows}
                  ON CONFLICT (sent_timestamp, nonce, signature)
                  DO UPDATE SET body_sha256 = replay_guard.body_sha256
-                 RETURNING sent_timestamp, nonce, signature, body_sha256",
-                values::<DB>(chunk.len(), 5)
-            );
-            let mut query = sqlx::query_as::<DB, (String, String, String, String)>(&sql);
-            for c in chunk {
-                query = query
-                    .bind(c.key.timestamp.as_str())
-                    .bind(c.key.nonce.as_str())
-                    .bind(c.key.signature.as_str())
-                    .bind(c.body_sha256)
-                    .bind(c.at);
-            }
-            let rows = query.fetch_all(&mut *self.0).await?;
+                 RETURNING sent_timestamp, nonce, signature, body_sha256"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::ReplayClaims(claims), claim) {
+            let rows = sqlx::query_as_with::<DB, (String, String, String, String), _>(
+                &sql,
+                args::<DB>(rows)?,
+            )
+            .fetch_all(&mut *self.0)
+            .await?;
             for (timestamp, nonce, signature, body_sha256) in rows {
                 let key = ReplayKey {
                     timestamp,
@@ -131,29 +159,24 @@ where
         &mut self,
         touches: &[SessionTouch],
     ) -> Result<(), StoreError> {
-        for chunk in chunks::<DB, _>(touches, 5) {
-            let sql = format!(
+        let insert = |rows: &str| {
+            format!(
                 "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
-                 {}
-                 ON CONFLICT (appid, room_session_id) DO NOTHING",
-                values::<DB>(chunk.len(), 5)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for t in chunk {
-                query = query
-                    .bind(t.appid)
-                    .bind(t.room_session_id.as_str())
-                    .bind(t.room_id.as_str())
-                    .bind(t.first_event_at)
-                    .bind(t.first_event_at);
-            }
-            query.execute(&mut *self.0).await?;
-
-            // The WHERE updates (and so locks) a row only when this batch
-            // moves its room id or first event time; a new row never moves.
-            let least = DB::LEAST;
-            let sql = format!(
-                "WITH touched (appid, room_session_id, room_id, first_event_at) AS ({})
+                 {rows}
+                 ON CONFLICT (appid, room_session_id) DO NOTHING"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), insert) {
+            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+                .execute(&mut *self.0)
+                .await?;
+        }
+        // The WHERE updates (and so locks) a row only when this batch
+        // moves its room id or first event time; a new row never moves.
+        let least = DB::LEAST;
+        let widen = |rows: &str| {
+            format!(
+                "WITH touched (appid, room_session_id, room_id, first_event_at) AS ({rows})
                  UPDATE room_sessions SET
                     room_id = {least}(room_sessions.room_id, touched.room_id),
                     first_event_at = {least}(room_sessions.first_event_at, touched.first_event_at),
@@ -163,18 +186,13 @@ where
                  WHERE room_sessions.appid = touched.appid
                    AND room_sessions.room_session_id = touched.room_session_id
                    AND (room_sessions.first_event_at > touched.first_event_at
-                        OR room_sessions.room_id > touched.room_id)",
-                values::<DB>(chunk.len(), 4)
-            );
-            let mut query = sqlx::query::<DB>(&sql);
-            for t in chunk {
-                query = query
-                    .bind(t.appid)
-                    .bind(t.room_session_id.as_str())
-                    .bind(t.room_id.as_str())
-                    .bind(t.first_event_at);
-            }
-            query.execute(&mut *self.0).await?;
+                        OR room_sessions.room_id > touched.room_id)"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(touches), widen) {
+            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+                .execute(&mut *self.0)
+                .await?;
         }
         Ok(())
     }
@@ -183,13 +201,13 @@ where
         let Some((head, tail)) = DB::LOCK_PRESENCE_GROUPS else {
             return Ok(());
         };
-        for chunk in chunks::<DB, _>(groups, 1) {
-            let sql = format!("{head}{}{tail}", values::<DB>(chunk.len(), 1));
-            let mut query = sqlx::query::<DB>(&sql);
-            for g in chunk {
-                query = query.bind(g.lock_name());
-            }
-            query.execute(&mut *self.0).await?;
+        let names: Vec<String> = groups.iter().map(GroupKey::lock_name).collect();
+        for (sql, rows) in statements::<DB>(Rows::LockNames(&names), |rows| {
+            format!("{head}{rows}{tail}")
+        }) {
+            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+                .execute(&mut *self.0)
+                .await?;
         }
         Ok(())
     }
@@ -199,39 +217,22 @@ where
         events: &[NewEvent<'_, '_>],
     ) -> Result<Vec<(EventIdentity, i64)>, StoreError> {
         let mut inserted = Vec::with_capacity(events.len());
-        for chunk in chunks::<DB, _>(events, 15) {
-            // The identity comes back with each id: RETURNING's row order
-            // is not promised to follow VALUES.
-            let sql = format!(
+        // The identity comes back with each id: RETURNING's row order is
+        // not promised to follow the rows'.
+        let insert = |rows: &str| {
+            format!(
                 "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
                                      user_account, session_id, user_nickname, user_role, login_at,
                                      reason, creator, room_name, content_sha256)
-                 {}
+                 {rows}
                  ON CONFLICT DO NOTHING
-                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at",
-                values::<DB>(chunk.len(), 15)
-            );
-            let mut query = sqlx::query_as::<DB, InsertedEventRow>(&sql);
-            for e in chunk {
-                let c = e.columns;
-                query = query
-                    .bind(c.event)
-                    .bind(c.appid)
-                    .bind(c.room_id)
-                    .bind(c.room_session_id.as_str())
-                    .bind(c.event_at)
-                    .bind(e.received_at)
-                    .bind(c.user_account)
-                    .bind(c.session_id)
-                    .bind(c.user_nickname)
-                    .bind(c.user_role)
-                    .bind(c.login_at)
-                    .bind(c.reason)
-                    .bind(c.creator)
-                    .bind(c.room_name)
-                    .bind(c.content_sha256);
-            }
-            let rows = query.fetch_all(&mut *self.0).await?;
+                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::Events(events), insert) {
+            let rows = sqlx::query_as_with::<DB, InsertedEventRow, _>(&sql, args::<DB>(rows)?)
+                .fetch_all(&mut *self.0)
+                .await?;
             inserted.extend(rows.into_iter().map(|r| (r.identity(), r.id)));
         }
         Ok(inserted)
@@ -259,40 +260,38 @@ where
         &mut self,
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError> {
-        let mut rows = Vec::new();
-        for chunk in chunks::<DB, _>(groups, 4) {
-            // One SELECT per kind, each with its kind as a literal, so each
-            // can use that kind's identity index (a partial index on
-            // appid, session, user, user session): a group's lookup stays
-            // small however many users the room has.
-            let select = |event: &str| {
-                format!(
-                    "SELECT e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
-                            e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role
-                     FROM g JOIN events e
-                       ON e.appid = g.appid AND e.room_session_id = g.room_session_id
-                      AND e.user_account = g.user_account AND e.session_id = g.session_id
-                     WHERE e.event = '{event}'"
-                )
-            };
-            let sql = format!(
-                "WITH g (appid, room_session_id, user_account, session_id) AS ({})
-                 {} UNION ALL {}",
-                values::<DB>(chunk.len(), 4),
-                select("room_login"),
-                select("room_logout")
+        // One SELECT per kind, each with its kind as a literal, so each can
+        // use that kind's identity index (a partial index on appid, session,
+        // user, user session): a group's lookup stays small however many
+        // users the room has.
+        let select = |event: &str| {
+            per_key::<DB>(
+                "e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
+                 e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role",
+                "events e",
+                &format!(
+                    "e.appid = g.appid AND e.room_session_id = g.room_session_id
+                     AND e.user_account = g.user_account AND e.session_id = g.session_id
+                     AND e.event = '{event}'"
+                ),
+            )
+        };
+        let (logins, logouts) = (select("room_login"), select("room_logout"));
+        let lookup = |rows: &str| {
+            format!(
+                "WITH g (appid, room_session_id, user_account, session_id) AS ({rows})
+                 {logins} UNION ALL {logouts}"
+            )
+        };
+        let mut found = Vec::new();
+        for (sql, rows) in statements::<DB>(Rows::Groups(groups), lookup) {
+            found.extend(
+                sqlx::query_as_with::<DB, GroupMemberRow, _>(&sql, args::<DB>(rows)?)
+                    .fetch_all(&mut *self.0)
+                    .await?,
             );
-            let mut query = sqlx::query_as::<DB, GroupMemberRow>(&sql);
-            for g in chunk {
-                query = query
-                    .bind(g.appid)
-                    .bind(g.room_session_id.as_str())
-                    .bind(g.user_account.as_str())
-                    .bind(g.session_id.as_str());
-            }
-            rows.extend(query.fetch_all(&mut *self.0).await?);
         }
-        Ok(rows)
+        Ok(found)
     }
 
     async fn write_batch(
@@ -307,37 +306,38 @@ where
             Piece::CloseCounts(&derived.close_counts),
             Piece::Archive(archive),
         ];
-        let params: usize = pieces.iter().map(|p| p.rows() * p.columns()).sum();
-        if DB::ONE_STATEMENT_WRITES && params <= MAX_PARAMS {
-            // One round trip: each piece a data-modifying CTE. They all see
-            // the snapshot from before the statement, which is what each
-            // needs (the presence rows they replace are held by the group
-            // locks; the upserts resolve conflicts against the latest rows).
+        if pieces.iter().all(|p| p.rows().is_empty()) {
+            return Ok(());
+        }
+        if DB::ONE_STATEMENT_WRITES {
+            // One round trip, and one statement text whatever the batch
+            // holds (empty pieces write nothing): each piece a
+            // data-modifying CTE. They all see the snapshot from before the
+            // statement, which is what each needs (the presence rows they
+            // replace are held by the group locks; the upserts resolve
+            // conflicts against the latest rows).
             let mut sql = String::from("WITH ");
+            let mut args = DB::Arguments::default();
             let mut first_param = 1;
-            for (n, piece) in pieces.iter().filter(|p| p.rows() > 0).enumerate() {
+            for (n, piece) in pieces.iter().enumerate() {
+                let rows = piece.rows();
+                let columns = rows.columns();
                 if n > 0 {
                     sql.push_str(", ");
                 }
-                let values = values_from::<DB>(first_param, piece.rows(), piece.columns());
-                let _ = write!(sql, "w{n} AS ({})", piece.sql::<DB>(&values));
-                first_param += piece.rows() * piece.columns();
-            }
-            if first_param == 1 {
-                return Ok(());
+                let source = DB::row_source(first_param, rows.len(), columns);
+                let _ = write!(sql, "w{n} AS ({})", piece.sql::<DB>(&source));
+                DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
+                first_param = args.len() + 1;
             }
             sql.push_str(" SELECT 1");
-            let mut query = sqlx::query::<DB>(&sql);
-            for piece in &pieces {
-                query = piece.bind(query);
-            }
-            query.execute(&mut *self.0).await?;
+            sqlx::query_with::<DB, _>(&sql, args)
+                .execute(&mut *self.0)
+                .await?;
         } else {
             for piece in &pieces {
-                for chunk in piece.chunks::<DB>() {
-                    let sql = chunk.sql::<DB>(&values::<DB>(chunk.rows(), chunk.columns()));
-                    chunk
-                        .bind(sqlx::query::<DB>(&sql))
+                for (sql, rows) in statements::<DB>(piece.rows(), |rows| piece.sql::<DB>(rows)) {
+                    sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
                         .execute(&mut *self.0)
                         .await?;
                 }
@@ -358,69 +358,44 @@ enum Piece<'a, 'd> {
     Archive(&'a [ArchiveRow<'d>]),
 }
 
-impl<'a, 'd> Piece<'a, 'd> {
-    fn rows(&self) -> usize {
-        match self {
-            Piece::ClearPresence(r) => r.len(),
-            Piece::Presence(r) => r.len(),
-            Piece::Merge(r) => r.len(),
-            Piece::CloseCounts(r) => r.len(),
-            Piece::Archive(r) => r.len(),
+impl<'a> Piece<'a, '_> {
+    fn rows(&self) -> Rows<'a> {
+        match *self {
+            Piece::ClearPresence(r) => Rows::Groups(r),
+            Piece::Presence(r) => Rows::Presence(r),
+            Piece::Merge(r) => Rows::Merges(r),
+            Piece::CloseCounts(r) => Rows::CloseCounts(r),
+            Piece::Archive(r) => Rows::Archive(r),
         }
     }
 
-    fn columns(&self) -> usize {
-        match self {
-            Piece::ClearPresence(_) => 4,
-            Piece::Presence(_) => 13,
-            Piece::Merge(_) => 9,
-            Piece::CloseCounts(_) => 4,
-            Piece::Archive(_) => 14,
-        }
-    }
-
-    /// The piece cut into statement-sized pieces.
-    fn chunks<DB: WriteDialect>(self) -> Vec<Piece<'a, 'd>> {
-        let columns = self.columns();
-        match self {
-            Piece::ClearPresence(r) => chunks::<DB, _>(r, columns)
-                .map(Piece::ClearPresence)
-                .collect(),
-            Piece::Presence(r) => chunks::<DB, _>(r, columns).map(Piece::Presence).collect(),
-            Piece::Merge(r) => chunks::<DB, _>(r, columns).map(Piece::Merge).collect(),
-            Piece::CloseCounts(r) => chunks::<DB, _>(r, columns)
-                .map(Piece::CloseCounts)
-                .collect(),
-            Piece::Archive(r) => chunks::<DB, _>(r, columns).map(Piece::Archive).collect(),
-        }
-    }
-
-    /// The statement, around a `VALUES` list of this piece's rows.
-    fn sql<DB: WriteDialect>(&self, values: &str) -> String {
+    /// The statement, around a row source of this piece's rows.
+    fn sql<DB: WriteDialect>(&self, rows: &str) -> String {
         let least = DB::LEAST;
         match self {
             // Through the ids the group index finds: SQLite plans a row-value
-            // `IN (VALUES …)` as a scan of the whole table. (Both backends
-            // name a VALUES list's columns column1, column2, ….)
-            Piece::ClearPresence(_) => format!(
-                "DELETE FROM presence_intervals WHERE id IN (
-                     SELECT p.id FROM ({values}) AS g
-                     JOIN presence_intervals p
-                       ON p.appid = g.column1 AND p.room_session_id = g.column2
-                      AND p.user_account = g.column3 AND p.session_id = g.column4)"
-            ),
+            // `IN (VALUES …)` as a scan of the whole table.
+            Piece::ClearPresence(_) => {
+                let ids = per_key::<DB>(
+                    "p.id",
+                    "presence_intervals p",
+                    "p.appid = g.column1 AND p.room_session_id = g.column2
+                     AND p.user_account = g.column3 AND p.session_id = g.column4",
+                );
+                format!("DELETE FROM presence_intervals WHERE id IN (WITH g AS ({rows}) {ids})")
+            }
             Piece::Presence(_) => format!(
                 "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
                     room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
                     duration_ms, login_event_id, logout_event_id)
-                 {values}"
+                 {rows}"
             ),
             // At most one create and one close are ever stored per session,
             // so COALESCE and LEAST give the same row in every arrival order.
             Piece::Merge(_) => format!(
                 "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
                                             closed_at, close_reason, first_event_at, started_at)
-                 {values}
+                 {rows}
                  ON CONFLICT (appid, room_session_id) DO UPDATE SET
                     room_id = {least}(room_sessions.room_id, excluded.room_id),
                     created_at = COALESCE(room_sessions.created_at, excluded.created_at),
@@ -433,7 +408,7 @@ impl<'a, 'd> Piece<'a, 'd> {
             ),
             Piece::CloseCounts(_) => format!(
                 "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
-                 {values}
+                 {rows}
                  ON CONFLICT (appid, hour_start, close_reason)
                  DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count"
             ),
@@ -441,155 +416,36 @@ impl<'a, 'd> Piece<'a, 'd> {
                 "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
                                          body_sha256, event, appid, room_id, room_session_id,
                                          outcome, reason, detail, event_id)
-                 {values}"
+                 {rows}"
             ),
         }
     }
-
-    /// Binds this piece's rows, in `sql`'s placeholder order.
-    fn bind<'q, DB>(&self, mut q: Query<'q, DB>) -> Query<'q, DB>
-    where
-        'a: 'q,
-        'd: 'q,
-        DB: Database,
-        i64: Encode<'q, DB> + Type<DB>,
-        Option<i64>: Encode<'q, DB> + Type<DB>,
-        &'q str: Encode<'q, DB> + Type<DB>,
-        Option<&'q str>: Encode<'q, DB> + Type<DB>,
-        Option<String>: Encode<'q, DB> + Type<DB>,
-        &'q [u8]: Encode<'q, DB> + Type<DB>,
-        DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-        Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
-    {
-        match *self {
-            Piece::ClearPresence(groups) => {
-                for g in groups {
-                    q = q
-                        .bind(g.appid)
-                        .bind(g.room_session_id.as_str())
-                        .bind(g.user_account.as_str())
-                        .bind(g.session_id.as_str());
-                }
-            }
-            Piece::Presence(intervals) => {
-                for (g, i) in intervals {
-                    q = q
-                        .bind(g.appid)
-                        .bind(g.room_session_id.as_str())
-                        .bind(g.user_account.as_str())
-                        .bind(g.session_id.as_str())
-                        .bind(i.room_id.as_str())
-                        .bind(i.user_nickname.as_deref())
-                        .bind(i.user_role)
-                        .bind(i.login_at.map(|t| t.to_utc()))
-                        .bind(i.logout_at.map(|t| t.to_utc()))
-                        .bind(i.logout_reason)
-                        .bind(i.duration_ms)
-                        .bind(i.login_event_id)
-                        .bind(i.logout_event_id);
-                }
-            }
-            Piece::Merge(merges) => {
-                for m in merges {
-                    q = q
-                        .bind(m.appid)
-                        .bind(m.room_session_id.as_str())
-                        .bind(m.room_id.as_str())
-                        .bind(m.created_at)
-                        .bind(m.creator.as_deref())
-                        .bind(m.closed_at)
-                        .bind(m.close_reason)
-                        .bind(m.first_event_at)
-                        .bind(m.started_at());
-                }
-            }
-            Piece::CloseCounts(counts) => {
-                for c in counts {
-                    q = q
-                        .bind(c.appid)
-                        .bind(c.hour_start)
-                        .bind(c.close_reason)
-                        .bind(c.count);
-                }
-            }
-            Piece::Archive(rows) => {
-                for a in rows {
-                    let d = a.delivery;
-                    let (reason, detail) = outcome_reason(a.outcome);
-                    q = q
-                        .bind(d.received_at)
-                        .bind(d.remote_addr.as_deref())
-                        .bind(d.endpoint.as_str())
-                        .bind(d.content_type.as_deref())
-                        .bind(d.body.as_ref())
-                        .bind(d.body_sha256.as_str())
-                        .bind(d.summary.event.as_deref())
-                        .bind(d.summary.appid.map(i64::from))
-                        .bind(d.summary.room_id.as_deref())
-                        .bind(d.summary.room_session_id.as_deref())
-                        .bind(a.outcome.as_str())
-                        .bind(reason)
-                        .bind(detail)
-                        .bind(a.event_id);
-                }
-            }
-        }
-        q
-    }
 }
 
-type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+/// `SELECT columns FROM table WHERE matches` for each key of `g` (a CTE
+/// the caller names), as the dialect pins it to one index lookup per key
+/// (see `WriteDialect::LATERAL_LOOKUPS`).
+fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> String {
+    match DB::LATERAL_LOOKUPS {
+        true => format!(
+            "SELECT m.* FROM g CROSS JOIN LATERAL
+                 (SELECT {columns} FROM {table} WHERE {matches} OFFSET 0) AS m"
+        ),
+        false => format!("SELECT {columns} FROM g JOIN {table} ON {matches}"),
+    }
+}
 
 /// Bind parameters one statement may carry on either backend (SQLite
 /// 32,766; PostgreSQL 65,535), with room to spare.
-const MAX_PARAMS: usize = 30_000;
+pub const MAX_PARAMS: usize = 30_000;
 
-/// `VALUES (…), (…), …`: `rows` tuples of `columns` placeholders.
-fn values<DB: WriteDialect>(rows: usize, columns: usize) -> String {
-    values_from::<DB>(1, rows, columns)
-}
-
-/// `values`, numbering placeholders from `$first` (PostgreSQL).
-fn values_from<DB: WriteDialect>(first: usize, rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(8 + rows * columns * 6);
-    sql.push_str("VALUES ");
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            if DB::NUMBERED_PLACEHOLDERS {
-                let _ = write!(sql, "${}", first + r * columns + c);
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// Splits `rows` into multi-row statements under both backends'
-/// bind-parameter limits (SQLite 32,766; PostgreSQL 65,535): as few as
-/// possible, or, where the dialect wants few statement shapes, of
-/// power-of-two sizes (the binary digits of the count, largest first).
-fn chunks<DB: WriteDialect, T>(rows: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+/// Statement sizes for backends that bind row by row: power-of-two row
+/// counts (the binary digits of the count, largest first), so that few
+/// statement texts exist and all stay prepared, each under the
+/// bind-parameter limit.
+pub fn power_of_two_rows(remaining: usize, columns: usize) -> usize {
     let largest = prev_power_of_two((MAX_PARAMS / columns).clamp(1, 512));
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let size = if DB::FEW_STATEMENT_SHAPES {
-            prev_power_of_two(rest.len()).min(largest)
-        } else {
-            rest.len().min(largest)
-        };
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
-    })
+    prev_power_of_two(remaining).min(largest)
 }
 
 /// The largest power of two not above `n` (`n` ≥ 1).
@@ -664,25 +520,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_stay_under_the_parameter_limits_in_few_shapes() {
-        let rows: Vec<u32> = (0..45).collect();
-        let sizes = |columns| -> Vec<usize> {
-            chunks::<sqlx::Sqlite, _>(&rows, columns)
-                .map(<[u32]>::len)
-                .collect()
+    fn row_by_row_statements_stay_under_the_parameter_limits_in_few_shapes() {
+        let sizes = |mut rows: usize, columns| {
+            let mut sizes = Vec::new();
+            while rows > 0 {
+                let n = power_of_two_rows(rows, columns);
+                sizes.push(n);
+                rows -= n;
+            }
+            sizes
         };
-        assert_eq!(sizes(4), [32, 8, 4, 1]);
-        assert_eq!(sizes(15_000), [[2; 22].as_slice(), &[1]].concat());
-        let sizes: Vec<usize> = chunks::<sqlx::Postgres, _>(&rows, 4)
-            .map(<[u32]>::len)
-            .collect();
-        assert_eq!(sizes, [45]);
-        assert_eq!(chunks::<sqlx::Postgres, _>(&rows[..0], 4).count(), 0);
+        assert_eq!(sizes(45, 4), [32, 8, 4, 1]);
+        assert_eq!(sizes(45, 15_000), [[2; 22].as_slice(), &[1]].concat());
+        assert_eq!(sizes(1_000, 4), [512, 256, 128, 64, 32, 8]);
     }
 
     #[test]
-    fn placeholders_follow_the_dialect() {
-        assert_eq!(values::<sqlx::Postgres>(2, 2), "VALUES ($1, $2), ($3, $4)");
-        assert_eq!(values::<sqlx::Sqlite>(2, 2), "VALUES (?, ?), (?, ?)");
+    fn row_sources_follow_the_dialect() {
+        use Column::*;
+        assert_eq!(
+            <sqlx::Sqlite as WriteDialect>::row_source(3, 2, &[Int, Text]),
+            "VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(
+            <sqlx::Postgres as WriteDialect>::row_source(3, 2, &[Int, Text]),
+            "SELECT * FROM UNNEST($3::bigint[], $4::text[]) AS r (column1, column2)"
+        );
     }
 }

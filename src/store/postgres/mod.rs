@@ -40,11 +40,62 @@ impl PgStore {
             ("statement_timeout", timeout_ms.as_str()),
             ("lock_timeout", timeout_ms.as_str()),
         ]);
+        // No ping before each acquire: it is a round trip per transaction,
+        // and sqlx already pings every connection when it is released. A
+        // connection that died idle (a restart) fails its BEGIN instead,
+        // which `begin` retries on another.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.timeout)
+            .test_before_acquire(false)
             .connect_lazy_with(connect);
         Ok(PgStore { pool })
+    }
+}
+
+/// Opens a write transaction, in the same round trip as the BEGIN, with
+/// plans pinned to index lookups. Every statement of the write path looks up
+/// a batch's keys; on a young table (before autovacuum's first ANALYZE) the
+/// statistics make a scan of the whole table (or a hash join over one) look
+/// cheaper, and the generic plan a connection then caches keeps it as the
+/// table grows, so each batch gets slower than the last. These settings
+/// last until the transaction ends, and only the write path's statements
+/// are planned under them (a plan stays with its statement's text).
+const BEGIN_WRITE: &str = "BEGIN;
+    SET LOCAL enable_seqscan = off;
+    SET LOCAL enable_bitmapscan = off;
+    SET LOCAL enable_hashjoin = off;
+    SET LOCAL enable_mergejoin = off;
+    SET LOCAL enable_material = off";
+
+impl PgStore {
+    /// A write transaction on a live connection: a BEGIN that fails on a
+    /// connection error (one that died while idle, as after a database
+    /// restart) is retried, once per pooled connection at most, since
+    /// nothing has been sent but the BEGIN. sqlx closes the dead one.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        let mut attempts = self.pool.options().get_max_connections();
+        loop {
+            match self.pool.begin_with(BEGIN_WRITE).await {
+                Err(e) if attempts > 0 && connection_lost(&e) => {
+                    attempts -= 1;
+                    tracing::info!(error = %e, "BEGIN on a dead connection; retrying on another");
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// The connection is gone: a socket error, or the server ended the session
+/// (SQLSTATE 57P01–57P03 at shutdown, class 08).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
     }
 }
 
@@ -79,7 +130,7 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = Write::new(self.pool.begin().await?);
+        let mut tx = Write::new(self.begin().await?);
         let outcomes = record(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(outcomes)
