@@ -163,25 +163,13 @@ impl<'a> Rows<'a> {
                     Cell::time(c.at),
                 ]
             }
+            // A bare row starts at its first event: started_at = first_event_at.
             Rows::NewSessions(rows) => {
-                let t = &rows[i];
-                vec![
-                    Cell::int(t.appid),
-                    Cell::text(&t.room_session_id),
-                    Cell::text(&t.room_id),
-                    Cell::time(t.first_event_at),
-                    Cell::time(t.first_event_at),
-                ]
+                let mut cells = touch_cells(&rows[i]).to_vec();
+                cells.push(Cell::time(rows[i].first_event_at));
+                cells
             }
-            Rows::SessionWidenings(rows) => {
-                let t = &rows[i];
-                vec![
-                    Cell::int(t.appid),
-                    Cell::text(&t.room_session_id),
-                    Cell::text(&t.room_id),
-                    Cell::time(t.first_event_at),
-                ]
-            }
+            Rows::SessionWidenings(rows) => touch_cells(&rows[i]).to_vec(),
             Rows::LockNames(rows) => vec![Cell::text(&rows[i])],
             Rows::Events(rows) => {
                 let e = &rows[i];
@@ -204,22 +192,11 @@ impl<'a> Rows<'a> {
                     Cell::text(c.content_sha256),
                 ]
             }
-            Rows::Groups(rows) => {
-                let g = &rows[i];
-                vec![
-                    Cell::int(g.appid),
-                    Cell::text(&g.room_session_id),
-                    Cell::text(&g.user_account),
-                    Cell::text(&g.session_id),
-                ]
-            }
+            Rows::Groups(rows) => group_cells(&rows[i]).to_vec(),
             Rows::Presence(rows) => {
                 let (g, p) = &rows[i];
-                vec![
-                    Cell::int(g.appid),
-                    Cell::text(&g.room_session_id),
-                    Cell::text(&g.user_account),
-                    Cell::text(&g.session_id),
+                let mut cells = group_cells(g).to_vec();
+                cells.extend([
                     Cell::text(&p.room_id),
                     Cell::opt_text(p.user_nickname.as_deref()),
                     Cell::Int(p.user_role),
@@ -229,7 +206,8 @@ impl<'a> Rows<'a> {
                     Cell::Int(p.duration_ms),
                     Cell::Int(p.login_event_id),
                     Cell::Int(p.logout_event_id),
-                ]
+                ]);
+                cells
             }
             Rows::Merges(rows) => {
                 let m = &rows[i];
@@ -277,6 +255,26 @@ impl<'a> Rows<'a> {
             }
         }
     }
+}
+
+/// A presence group's key columns: appid, session, user, user session.
+fn group_cells(g: &GroupKey) -> [Cell<'_>; 4] {
+    [
+        Cell::int(g.appid),
+        Cell::text(&g.room_session_id),
+        Cell::text(&g.user_account),
+        Cell::text(&g.session_id),
+    ]
+}
+
+/// A session touch: appid, session, room, first event.
+fn touch_cells(t: &SessionTouch) -> [Cell<'_>; 4] {
+    [
+        Cell::int(t.appid),
+        Cell::text(&t.room_session_id),
+        Cell::text(&t.room_id),
+        Cell::time(t.first_event_at),
+    ]
 }
 
 #[cfg(test)]
