@@ -43,12 +43,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         config.archive_retention,
         config.verify.timestamp_tolerance,
     ));
-    let group_commit = config.group_commit.map(|mut options| {
-        if store.backend() == crate::store::Backend::Sqlite {
-            options.workers = 1; // one writer: more workers would only split batches
+    let group_commit = match config.group_commit {
+        None => None,
+        Some(mut options) => {
+            if store.backend() == crate::store::Backend::Sqlite {
+                options.workers = 1; // one writer: more workers would only split batches
+            }
+            let started = crate::store::group_commit::GroupCommit::start(&store, options);
+            Some(started.map_err(|e| format!("cannot start the GROUP_COMMIT writers: {e}"))?)
         }
-        crate::store::group_commit::GroupCommit::start(&store, options)
-    });
+    };
     let state = http::AppState {
         group_commit,
         store: store.clone(),

@@ -78,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
     /// Closes the connections once in-flight work is done (shutdown).
     async fn close(&self);
 
+    /// The same database through `connections` connections of its own,
+    /// for a writer that runs on a runtime of its own (`group_commit`);
+    /// call it on that runtime, which the connections then belong to.
+    /// `None` where that gains nothing (SQLite: its connections already
+    /// run on threads of their own, and it has one writer connection).
+    fn own_writer(&self, connections: u32) -> Option<Arc<dyn Store>>;
+
     /// Applies the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
 

@@ -5,6 +5,8 @@
 
 mod write;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -115,6 +117,16 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn own_writer(&self, connections: u32) -> Option<Arc<dyn Store>> {
+        let pool = self
+            .pool
+            .options()
+            .clone()
+            .max_connections(connections)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        Some(Arc::new(PgStore { pool }))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -5,6 +5,8 @@
 
 mod write;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -104,6 +106,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+
+    fn own_writer(&self, _connections: u32) -> Option<Arc<dyn Store>> {
+        None
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -124,7 +124,8 @@ impl TestApp {
             body_limit: BODY_LIMIT,
             api_tokens: Arc::new(api_tokens),
             request_timeout: std::time::Duration::from_secs(30),
-            group_commit: batched.then(|| GroupCommit::start(&store, batching())),
+            group_commit: batched
+                .then(|| GroupCommit::start(&store, batching()).expect("group commit")),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {
