@@ -49,7 +49,7 @@ pub trait WriteDialect: Database {
     /// 0.5% of rows: it then reads the whole partial index for each batch
     /// (or each key), so every batch gets slower as the table grows. The
     /// lateral form is one index lookup per key whatever the statistics
-    /// say. SQLite has no LATERAL and always loops over the keys.
+    /// say. SQLite has no LATERAL; a CROSS JOIN loops over the keys.
     const LATERAL_LOOKUPS: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
@@ -261,17 +261,20 @@ where
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError> {
         // One SELECT per kind, each with its kind as a literal, so each can
-        // use that kind's identity index (a partial index on appid, session,
-        // user, user session): a group's lookup stays small however many
-        // users the room has.
+        // use that kind's identity index (a partial index that leads with
+        // user and user session): a group's lookup stays small however many
+        // users the room has. `+ 0` and `|| ''` keep the appid and session
+        // out of any index condition, so events_by_session (appid, session,
+        // time), which reads the whole room, is never a candidate: on a
+        // young table the planner could not tell the two apart.
         let select = |event: &str| {
             per_key::<DB>(
                 "e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
                  e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role",
                 "events e",
                 &format!(
-                    "e.appid = g.appid AND e.room_session_id = g.room_session_id
-                     AND e.user_account = g.user_account AND e.session_id = g.session_id
+                    "e.user_account = g.user_account AND e.session_id = g.session_id
+                     AND e.appid + 0 = g.appid AND e.room_session_id || '' = g.room_session_id
                      AND e.event = '{event}'"
                 ),
             )
@@ -431,7 +434,9 @@ fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> Strin
             "SELECT m.* FROM g CROSS JOIN LATERAL
                  (SELECT {columns} FROM {table} WHERE {matches} OFFSET 0) AS m"
         ),
-        false => format!("SELECT {columns} FROM g JOIN {table} ON {matches}"),
+        // SQLite's CROSS JOIN keeps its left side the outer loop: with a
+        // plain join it may scan the whole index and probe the keys instead.
+        false => format!("SELECT {columns} FROM g CROSS JOIN {table} ON {matches}"),
     }
 }
 
