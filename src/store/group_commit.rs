@@ -78,7 +78,9 @@ impl GroupCommit {
             .spawn(move || {
                 runtime.block_on(async move {
                     // Opened here, so the connections belong to this runtime.
-                    let own = shared.own_writer(workers as u32);
+                    // One spare: sqlx pings a connection when it goes back to
+                    // the pool, and the next batch need not wait for that.
+                    let own = shared.own_writer(workers as u32 + 1);
                     for handle in spawn_workers(own.clone().unwrap_or(shared)) {
                         let _ = handle.await;
                     }
