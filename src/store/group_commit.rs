@@ -50,9 +50,9 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the workers on a thread of their own, with writer connections
-    /// of their own where the store offers them (`Store::own_writer`). They stop once every handle is dropped and
-    /// the batches in flight are answered. Fails only when the OS refuses a
-    /// thread or an epoll instance.
+    /// of their own where the store offers them (`Store::own_writer`). They
+    /// stop once every handle is dropped and the batches in flight are
+    /// answered. Fails only when the OS refuses a thread or an epoll instance.
     pub fn start(
         store: &Arc<dyn Store>,
         options: GroupCommitOptions,
