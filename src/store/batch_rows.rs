@@ -107,8 +107,9 @@ rows! {
     ReplayClaims(ReplayClaim<'a>),
     /// room_sessions (bare): appid, session, room, first event, started.
     NewSessions(SessionTouch),
-    /// room_sessions widening: appid, session, room, first event.
-    SessionWidenings(SessionTouch),
+    /// room_sessions widening: appid, session, room and first event (NULL:
+    /// none to widen to), lock (1: lock it anyway).
+    SessionWidenings(&'a SessionTouch),
     /// Presence group lock names.
     LockNames(String),
     /// events: every column but the id.
@@ -132,7 +133,7 @@ impl<'a> Rows<'a> {
         match self {
             Rows::ReplayClaims(_) => &[Text, Text, Text, Text, Time],
             Rows::NewSessions(_) => &[Int, Text, Text, Time, Time],
-            Rows::SessionWidenings(_) => &[Int, Text, Text, Time],
+            Rows::SessionWidenings(_) => &[Int, Text, Text, Time, Int],
             Rows::LockNames(_) => &[Text],
             Rows::Events(_) => &[
                 Text, Int, Text, Text, Time, Time, Text, Text, Text, Int, Time, Int, Text, Text,
@@ -165,11 +166,26 @@ impl<'a> Rows<'a> {
             }
             // A bare row starts at its first event: started_at = first_event_at.
             Rows::NewSessions(rows) => {
-                let mut cells = touch_cells(&rows[i]).to_vec();
-                cells.push(Cell::time(rows[i].first_event_at));
-                cells
+                let t = &rows[i];
+                vec![
+                    Cell::int(t.appid),
+                    Cell::text(&t.room_session_id),
+                    Cell::text(&t.room_id),
+                    Cell::time(t.first_event_at),
+                    Cell::time(t.first_event_at),
+                ]
             }
-            Rows::SessionWidenings(rows) => touch_cells(&rows[i]).to_vec(),
+            Rows::SessionWidenings(rows) => {
+                let t = rows[i];
+                let widen = t.widen.as_ref();
+                vec![
+                    Cell::int(t.appid),
+                    Cell::text(&t.room_session_id),
+                    Cell::opt_text(widen.map(|(room_id, _)| room_id.as_str())),
+                    Cell::Time(widen.map(|&(_, first_event_at)| first_event_at)),
+                    Cell::int(i64::from(t.lock)),
+                ]
+            }
             Rows::LockNames(rows) => vec![Cell::text(&rows[i])],
             Rows::Events(rows) => {
                 let e = &rows[i];
@@ -268,15 +284,6 @@ fn group_cells(g: &GroupKey) -> [Cell<'_>; 4] {
 }
 
 /// A session touch: appid, session, room, first event.
-fn touch_cells(t: &SessionTouch) -> [Cell<'_>; 4] {
-    [
-        Cell::int(t.appid),
-        Cell::text(&t.room_session_id),
-        Cell::text(&t.room_id),
-        Cell::time(t.first_event_at),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +312,8 @@ mod tests {
             room_session_id: "9".into(),
             room_id: "r".into(),
             first_event_at: now,
+            widen: Some(("r".into(), now)),
+            lock: true,
         }];
         let group = GroupKey {
             appid: 1,
@@ -374,7 +383,7 @@ mod tests {
         let all = [
             Rows::ReplayClaims(&claims),
             Rows::NewSessions(&touch),
-            Rows::SessionWidenings(&touch),
+            Rows::SessionWidenings(&[&touch[0]]),
             Rows::LockNames(&names),
             Rows::Events(&events),
             Rows::Groups(&groups),

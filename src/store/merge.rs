@@ -180,28 +180,67 @@ pub struct GroupMemberRow {
     pub event: GroupEventRow,
 }
 
-/// What a batch's logins and logouts do to their session row: create it
-/// bare if absent, else move its room id and first event time to the
-/// smallest seen. One per session, the batch's extremes folded in.
+/// What a batch does to a session row before it inserts any event: create
+/// it bare if absent; move its room id and first event time to the
+/// smallest its logins and logouts carry; lock it if the batch creates or
+/// closes it. One per session, the batch's extremes folded in.
+///
+/// The lock is what keeps concurrent writers (replicas on one PostgreSQL)
+/// free of deadlocks: a batch's create or close updates the row after the
+/// events insert, so without it one transaction could hold the row (from a
+/// login) and wait for an event while another holds that event and waits
+/// for the row. Taken here, every session row is locked in key order and
+/// before the events, and two copies of one create or close meet at the
+/// row rather than at the events' unique index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTouch {
     pub appid: i64,
     pub room_session_id: String,
+    /// The bare row's room id, should the row not exist yet.
     pub room_id: String,
+    /// The bare row's first event time.
     pub first_event_at: DateTime<Utc>,
+    /// Room id and first event time of the batch's logins and logouts, if
+    /// any: an existing row moves to them when they are smaller.
+    pub widen: Option<(String, DateTime<Utc>)>,
+    /// The batch creates or closes the session: lock the row now.
+    pub lock: bool,
 }
 
 impl SessionTouch {
-    pub fn of(c: &EventColumns<'_>) -> SessionTouch {
+    /// The touch of the session of `c`, before any of its events is folded in.
+    pub fn new(c: &EventColumns<'_>) -> SessionTouch {
         SessionTouch {
             appid: c.appid,
             room_session_id: c.room_session_id.clone(),
             room_id: c.room_id.to_owned(),
             first_event_at: c.event_at,
+            widen: None,
+            lock: false,
         }
     }
 
-    pub fn absorb(&mut self, c: &EventColumns<'_>) {
+    /// Folds in a login or logout (every copy: a duplicate carries the
+    /// values of the stored one).
+    pub fn absorb_presence(&mut self, c: &EventColumns<'_>) {
+        self.absorb_bare(c);
+        let widen = self
+            .widen
+            .get_or_insert_with(|| (c.room_id.to_owned(), c.event_at));
+        if c.room_id < widen.0.as_str() {
+            c.room_id.clone_into(&mut widen.0);
+        }
+        widen.1 = widen.1.min(c.event_at);
+    }
+
+    /// Folds in a create or close: the first copy in the batch only, the
+    /// one that is stored if the session has none yet.
+    pub fn absorb_lifecycle(&mut self, c: &EventColumns<'_>) {
+        self.absorb_bare(c);
+        self.lock = true;
+    }
+
+    fn absorb_bare(&mut self, c: &EventColumns<'_>) {
         if c.room_id < self.room_id.as_str() {
             c.room_id.clone_into(&mut self.room_id);
         }
@@ -321,5 +360,62 @@ pub fn outcome_reason(outcome: &crate::domain::Outcome) -> (Option<&'static str>
             Some("an event with this identity was stored before with different content; the first copy stays".into()),
         ),
         Outcome::Stored | Outcome::Duplicate | Outcome::Ignored => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(event: &'static str, room_id: &'static str, second: i64) -> EventColumns<'static> {
+        let user = (event == "room_login").then_some("u");
+        EventColumns {
+            event,
+            appid: 1,
+            room_id,
+            room_session_id: "9".into(),
+            event_at: DateTime::from_timestamp(second, 0).unwrap(),
+            user_account: user,
+            session_id: user,
+            user_nickname: None,
+            user_role: None,
+            login_at: None,
+            reason: None,
+            creator: None,
+            room_name: None,
+            content_sha256: "d",
+        }
+    }
+
+    #[test]
+    fn a_touch_widens_by_logins_and_locks_for_creates_and_closes() {
+        let at = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let (login, create) = (
+            columns("room_login", "b", 20),
+            columns("room_create", "a", 10),
+        );
+
+        let mut touch = SessionTouch::new(&login);
+        touch.absorb_presence(&login);
+        assert_eq!(
+            (touch.widen.clone(), touch.lock),
+            (Some(("b".into(), at(20))), false)
+        );
+
+        // The create goes into the bare row and the lock, not the widening:
+        // the merge widens with it once it is known to be stored.
+        touch.absorb_lifecycle(&create);
+        assert_eq!(
+            (touch.room_id.as_str(), touch.first_event_at),
+            ("a", at(10))
+        );
+        assert_eq!(
+            (touch.widen, touch.lock),
+            (Some(("b".into(), at(20))), true)
+        );
+
+        let mut close_only = SessionTouch::new(&create);
+        close_only.absorb_lifecycle(&create);
+        assert_eq!((close_only.widen, close_only.lock), (None, true));
     }
 }

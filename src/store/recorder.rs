@@ -51,11 +51,15 @@ pub trait WriteTx: Send {
         claims: &[ReplayClaim<'_>],
     ) -> Result<HashMap<ReplayKey, String>, StoreError>;
 
-    /// Creates the bare session rows that do not exist and widens those
-    /// that do. A row is locked only when it changes, so a busy room's
-    /// logins do not queue on it.
-    async fn touch_presence_sessions(&mut self, touches: &[SessionTouch])
-    -> Result<(), StoreError>;
+    /// Whether other transactions write at the same time (PostgreSQL), so
+    /// that what a batch will update must be locked up front, in one order.
+    fn concurrent_writers(&self) -> bool;
+
+    /// Creates the bare session rows that do not exist, widens those that
+    /// do, and locks those the batch creates or closes (sorted). A busy
+    /// room's logins and logouts lock its row only when they move it, so
+    /// they do not queue on it.
+    async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError>;
 
     /// Holds other writers of these presence groups (sorted) off until
     /// commit, where the backend has concurrent writers at all.
@@ -247,34 +251,51 @@ async fn store_events(
     if events.is_empty() {
         return Ok((Vec::new(), derived));
     }
-    // Session rows first, group locks second, for every login and logout
-    // (duplicates too): one lock order, so concurrent batches do not
-    // deadlock; the locks come before the insert, so the recomputation
-    // below sees every event a concurrent writer of a group committed.
-    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
-    for e in events.iter().filter(|e| e.columns.is_presence()) {
-        let c = &e.columns;
-        touches
-            .entry((c.appid, c.room_session_id.as_str()))
-            .and_modify(|t| t.absorb(c))
-            .or_insert_with(|| SessionTouch::of(c));
-        groups.extend(c.presence_group());
-    }
-    if !touches.is_empty() {
-        let touches: Vec<SessionTouch> = touches.into_values().collect();
-        tx.touch_presence_sessions(&touches).await?;
-        tx.lock_presence_groups(&groups.into_iter().collect::<Vec<_>>())
-            .await?;
-    }
-
-    // One insert for the batch's distinct identities (the first copy of
-    // each in batch order), sorted so concurrent batches insert in one order.
+    // The batch's distinct identities (the first copy of each in batch
+    // order), sorted so concurrent batches insert in one order.
     let identities: Vec<EventIdentity> = events.iter().map(|e| e.columns.identity()).collect();
     let mut first_in_batch: BTreeMap<&EventIdentity, usize> = BTreeMap::new();
     for (i, identity) in identities.iter().enumerate() {
         first_in_batch.entry(identity).or_insert(i);
     }
+
+    // Locks before the insert, in one order for every batch: session rows
+    // (sorted), then presence groups (sorted). Two copies of one event
+    // then meet at a lock this batch takes before any event (the group of
+    // a login or logout, the session row of a create or close), so the
+    // recomputation below sees every event a concurrent writer committed
+    // and no two batches wait on each other (`SessionTouch`).
+    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
+    fn touch<'m, 'c>(
+        touches: &'m mut BTreeMap<(i64, &'c str), SessionTouch>,
+        c: &'c EventColumns<'_>,
+    ) -> &'m mut SessionTouch {
+        touches
+            .entry((c.appid, c.room_session_id.as_str()))
+            .or_insert_with(|| SessionTouch::new(c))
+    }
+    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
+    for e in events.iter().filter(|e| e.columns.is_presence()) {
+        touch(&mut touches, &e.columns).absorb_presence(&e.columns);
+        groups.extend(e.columns.presence_group());
+    }
+    if tx.concurrent_writers() {
+        for &i in first_in_batch.values() {
+            let c = &events[i].columns;
+            if !c.is_presence() {
+                touch(&mut touches, c).absorb_lifecycle(c);
+            }
+        }
+    }
+    if !touches.is_empty() {
+        let touches: Vec<SessionTouch> = touches.into_values().collect();
+        tx.touch_sessions(&touches).await?;
+    }
+    if !groups.is_empty() {
+        tx.lock_presence_groups(&groups.into_iter().collect::<Vec<_>>())
+            .await?;
+    }
+
     let new_events: Vec<NewEvent<'_, '_>> = first_in_batch
         .values()
         .map(|&i| NewEvent {

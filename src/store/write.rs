@@ -4,7 +4,7 @@
 //! statement (`store::batch_rows`) and a handful of SQL texts. The
 //! decisions are in `store::recorder` and `store::rebuild`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -51,6 +51,9 @@ pub trait WriteDialect: Database {
     /// lateral form is one index lookup per key whatever the statistics
     /// say. SQLite has no LATERAL; a CROSS JOIN loops over the keys.
     const LATERAL_LOOKUPS: bool;
+    /// Whether transactions of this backend run side by side (so a batch
+    /// must lock what it will update, in one order: `SessionTouch`).
+    const CONCURRENT_WRITERS: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
     /// Takes transaction-scoped locks on presence groups, where the backend
@@ -155,41 +158,58 @@ where
         Ok(first_bodies)
     }
 
-    async fn touch_presence_sessions(
-        &mut self,
-        touches: &[SessionTouch],
-    ) -> Result<(), StoreError> {
+    fn concurrent_writers(&self) -> bool {
+        DB::CONCURRENT_WRITERS
+    }
+
+    async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError> {
         let insert = |rows: &str| {
             format!(
                 "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
                  {rows}
-                 ON CONFLICT (appid, room_session_id) DO NOTHING"
+                 ON CONFLICT (appid, room_session_id) DO NOTHING
+                 RETURNING appid, room_session_id"
             )
         };
+        let mut created = HashSet::new();
         for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), insert) {
-            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
-                .execute(&mut *self.0)
-                .await?;
+            created.extend(
+                sqlx::query_as_with::<DB, (i64, String), _>(&sql, args::<DB>(rows)?)
+                    .fetch_all(&mut *self.0)
+                    .await?,
+            );
         }
+        // A row this transaction created holds its lock already and never moves.
+        let existing: Vec<&SessionTouch> = touches
+            .iter()
+            .filter(|t| !created.contains(&(t.appid, t.room_session_id.clone())))
+            .collect();
         // The WHERE updates (and so locks) a row only when this batch
-        // moves its room id or first event time; a new row never moves.
+        // moves its room id or first event time, or will create or close
+        // it; a new row never moves. A touch without logins or logouts
+        // (NULL room id and time) leaves the values as they are:
+        // started_at is always COALESCE(created_at, first_event_at).
         let least = DB::LEAST;
         let widen = |rows: &str| {
             format!(
-                "WITH touched (appid, room_session_id, room_id, first_event_at) AS ({rows})
+                "WITH touched (appid, room_session_id, room_id, first_event_at, lock) AS ({rows})
                  UPDATE room_sessions SET
-                    room_id = {least}(room_sessions.room_id, touched.room_id),
-                    first_event_at = {least}(room_sessions.first_event_at, touched.first_event_at),
+                    room_id = {least}(room_sessions.room_id,
+                        COALESCE(touched.room_id, room_sessions.room_id)),
+                    first_event_at = {least}(room_sessions.first_event_at,
+                        COALESCE(touched.first_event_at, room_sessions.first_event_at)),
                     started_at = COALESCE(room_sessions.created_at,
-                        {least}(room_sessions.first_event_at, touched.first_event_at))
+                        {least}(room_sessions.first_event_at,
+                            COALESCE(touched.first_event_at, room_sessions.first_event_at)))
                  FROM touched
                  WHERE room_sessions.appid = touched.appid
                    AND room_sessions.room_session_id = touched.room_session_id
-                   AND (room_sessions.first_event_at > touched.first_event_at
+                   AND (touched.lock = 1
+                        OR room_sessions.first_event_at > touched.first_event_at
                         OR room_sessions.room_id > touched.room_id)"
             )
         };
-        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(touches), widen) {
+        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), widen) {
             sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
                 .execute(&mut *self.0)
                 .await?;

@@ -69,6 +69,8 @@ impl WriteDialect for Postgres {
 
     const LATERAL_LOOKUPS: bool = true;
     const ONE_STATEMENT_WRITES: bool = true;
+    // Writers on other connections and other replicas.
+    const CONCURRENT_WRITERS: bool = true;
     const LEAST: &'static str = "LEAST";
 
     // Serialises writers of one presence group across connections and

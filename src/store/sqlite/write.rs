@@ -40,6 +40,8 @@ impl WriteDialect for Sqlite {
     const LATERAL_LOOKUPS: bool = false;
     const ONE_STATEMENT_WRITES: bool = false;
     // SQLite's two-argument min() is PostgreSQL's LEAST().
+    // One writer at a time (BEGIN IMMEDIATE).
+    const CONCURRENT_WRITERS: bool = false;
     const LEAST: &'static str = "min";
 
     // The single writer connection already serialises every transaction.
