@@ -1,6 +1,13 @@
 //! Retention statements, the same text on both backends. Each deletes at
 //! most one batch, so a purge never holds locks long enough to stall ingest.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use crate::store::StoreError;
+
 /// `$1` cut-off, `$2` batch size.
 pub const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN
     (SELECT id FROM deliveries WHERE received_at < $1 ORDER BY id LIMIT $2)";
@@ -19,20 +26,83 @@ pub const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_
                       WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)
     LIMIT $2";
 
-/// `$1` appid, `$2` room_session_id: one per table.
-pub const DELETE_SESSION: [&str; 3] = [
+/// `$1` appid, `$2` room_session_id.
+const DELETE_SESSION_ROW: &str =
+    "DELETE FROM room_sessions WHERE appid = $1 AND room_session_id = $2";
+
+/// `$1` appid, `$2` room_session_id: what a session's events derive, and the events.
+const DELETE_SESSION_CONTENT: [&str; 2] = [
     "DELETE FROM presence_intervals WHERE appid = $1 AND room_session_id = $2",
     "DELETE FROM events WHERE appid = $1 AND room_session_id = $2",
-    "DELETE FROM room_sessions WHERE appid = $1 AND room_session_id = $2",
 ];
 
-/// Takes a purged closed session out of the rollup: `$1` appid, `$2` hour, `$3` reason.
-pub const UNCOUNT_CLOSE: [&str; 2] = [
-    "UPDATE close_reason_hourly SET closed_count = closed_count - 1
+/// Takes purged closed sessions out of the rollup: `$1` appid, `$2` hour,
+/// `$3` reason, `$4` how many.
+const UNCOUNT_CLOSES: [&str; 2] = [
+    "UPDATE close_reason_hourly SET closed_count = closed_count - $4
      WHERE appid = $1 AND hour_start = $2 AND close_reason = $3",
     "DELETE FROM close_reason_hourly
      WHERE appid = $1 AND hour_start = $2 AND close_reason = $3 AND closed_count <= 0",
 ];
+
+/// Deletes at most `batch` expired sessions (`EXPIRED_SESSIONS`) with
+/// their events and presence, and takes their closes out of the rollup, in
+/// the caller's transaction; returns how many.
+///
+/// The locks come in the order ingest takes them (`store::merge::SessionTouch`):
+/// every session row first, sorted, then the sessions' content, then the
+/// rollup rows, sorted; so a purge and a late callback of a purged session
+/// wait for each other rather than deadlock.
+pub async fn delete_expired_sessions<DB>(
+    conn: &mut DB::Connection,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> ExpiredSession: FromRow<'r, DB::Row>,
+{
+    let mut expired: Vec<ExpiredSession> = sqlx::query_as::<DB, ExpiredSession>(EXPIRED_SESSIONS)
+        .bind(before)
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?;
+    expired.sort_by(|a, b| (a.appid, &a.room_session_id).cmp(&(b.appid, &b.room_session_id)));
+    for statements in [&[DELETE_SESSION_ROW][..], &DELETE_SESSION_CONTENT] {
+        for session in &expired {
+            for statement in statements {
+                sqlx::query::<DB>(statement)
+                    .bind(session.appid)
+                    .bind(session.room_session_id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    let mut closes: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
+    for session in &expired {
+        if let Some((hour, reason)) = session.close_hour() {
+            *closes.entry((session.appid, hour, reason)).or_default() += 1;
+        }
+    }
+    for ((appid, hour, reason), count) in closes {
+        for statement in UNCOUNT_CLOSES {
+            sqlx::query::<DB>(statement)
+                .bind(appid)
+                .bind(hour)
+                .bind(reason)
+                .bind(count)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(expired.len() as u64)
+}
 
 /// A session chosen for purging.
 #[derive(Debug, sqlx::FromRow)]

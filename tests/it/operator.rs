@@ -260,11 +260,14 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
     let day = 86_400_000;
     let old = T0;
     let new = T0 + 100 * day;
-    // Old: a closed session and an open one; new: a closed one, and an old
-    // session that is still active (a login after the cut-off).
+    // Old: two sessions closed for one reason in one hour (the rollup row
+    // loses both) and an open one; new: a closed one, and an old session
+    // that is still active (a login after the cut-off).
     let events = [
         create(1, old),
         close(1, old + 1_000, 1),
+        create(5, old + 10),
+        close(5, old + 2_000, 1),
         create(2, old + 5),
         create(3, new),
         close(3, new + 1_000, 2),
@@ -299,7 +302,7 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
     let purged = retention::purge(store.as_ref(), cutoff, true, 2, |_| {})
         .await
         .unwrap();
-    assert_eq!((purged.deliveries, purged.sessions), (4, 2));
+    assert_eq!((purged.deliveries, purged.sessions), (6, 3));
     let left: Vec<String> = deliveries(store.as_ref())
         .await
         .iter()
@@ -314,7 +317,7 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
         .collect();
     assert_eq!(sessions, ["3", "4"]);
     assert_eq!(snapshot.events.len(), 4);
-    // The rollup lost the purged close and still equals a recount.
+    // The rollup lost the purged closes and still equals a recount.
     use zego_room_tracker::store::query::{Bucket, StatsQuery};
     let query = |from| StatsQuery {
         appid: None,

@@ -17,7 +17,7 @@ use crate::reports::{ReportParams, ReportTable};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
-use crate::store::purge_sql::{self, ExpiredSession};
+use crate::store::purge_sql;
 use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
 };
@@ -281,32 +281,9 @@ impl Store for SqliteStore {
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let expired: Vec<ExpiredSession> = sqlx::query_as(purge_sql::EXPIRED_SESSIONS)
-            .bind(before)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-        for session in &expired {
-            for statement in purge_sql::DELETE_SESSION {
-                sqlx::query(statement)
-                    .bind(session.appid)
-                    .bind(&session.room_session_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some((hour, reason)) = session.close_hour() {
-                for statement in purge_sql::UNCOUNT_CLOSE {
-                    sqlx::query(statement)
-                        .bind(session.appid)
-                        .bind(hour)
-                        .bind(reason)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        let purged = purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch).await?;
         tx.commit().await?;
-        Ok(expired.len() as u64)
+        Ok(purged)
     }
 
     async fn rebuild(
