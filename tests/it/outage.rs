@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use sqlx::{Connection, Executor, SqliteConnection};
 use zego_room_tracker::store::{self, Backend};
 
+use crate::support::callbacks::*;
 use crate::support::proxy::Proxy;
 use crate::support::*;
 
@@ -140,4 +141,56 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
         ),
         (8 * SESSIONS, SESSIONS, 3 * SESSIONS)
     );
+}
+
+/// `purge --sessions` on PostgreSQL while late closes and logouts of the
+/// very sessions it deletes arrive (closes of one hour, so the purge and
+/// the callbacks meet at the rollup rows as well as the session rows):
+/// every callback is answered 2xx and the purge succeeds. A deadlock would
+/// outlast the tests' 1.5 s statement timeout and answer 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_sessions_while_their_late_callbacks_arrive_does_not_deadlock() {
+    use futures::future::join_all;
+    const SESSIONS: u64 = 60;
+    let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
+    let sessions = 1..=SESSIONS;
+    let mut early = Vec::new();
+    for n in sessions.clone() {
+        early.push(create(n, T0 + n as i64));
+        early.push(close(n, T0 + 1_000 + n as i64, 1));
+        early.push(login(n, "u", "s", T0 + 10 + n as i64, 2));
+    }
+    ingest_all(app.store.as_ref(), 1, &early).await;
+
+    let late = sessions.flat_map(|n| {
+        // Retries of the stored close, and the missing logout.
+        [
+            close(n, T0 + 1_000 + n as i64, 1),
+            logout(n, "u", "s", T0 + 2_000 + n as i64, Some(T0 + 10 + n as i64)),
+        ]
+    });
+    let sends = late.map(|(kind, mut fields)| {
+        fields.insert("appid".into(), serde_json::json!(1));
+        let app = &app;
+        async move {
+            let path = format!("/callbacks/{}", kind.as_str());
+            let (status, answer) = app.post(&path, json_body(&signed(fields))).await;
+            (status.is_success(), answer)
+        }
+    });
+    let cutoff = chrono::DateTime::from_timestamp_millis(T0 + 86_400_000).unwrap();
+    let purge = async {
+        let mut purged = 0;
+        loop {
+            let n = app.store.purge_sessions(cutoff, 7).await.expect("purge");
+            if n == 0 {
+                break purged;
+            }
+            purged += n;
+        }
+    };
+    let (answers, purged) = tokio::join!(join_all(sends), purge);
+    let failed: Vec<_> = answers.iter().filter(|(ok, _)| !ok).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(purged >= 1, "the purge deleted nothing");
 }
