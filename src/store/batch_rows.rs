@@ -283,7 +283,6 @@ fn group_cells(g: &GroupKey) -> [Cell<'_>; 4] {
     ]
 }
 
-/// A session touch: appid, session, room, first event.
 #[cfg(test)]
 mod tests {
     use super::*;

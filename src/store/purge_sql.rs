@@ -26,12 +26,10 @@ pub const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_
                       WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)
     LIMIT $2";
 
-/// `$1` appid, `$2` room_session_id.
-const DELETE_SESSION_ROW: &str =
-    "DELETE FROM room_sessions WHERE appid = $1 AND room_session_id = $2";
-
-/// `$1` appid, `$2` room_session_id: what a session's events derive, and the events.
-const DELETE_SESSION_CONTENT: [&str; 2] = [
+/// `$1` appid, `$2` room_session_id: one per table, the session row first
+/// (ingest's lock order).
+const DELETE_SESSION: [&str; 3] = [
+    "DELETE FROM room_sessions WHERE appid = $1 AND room_session_id = $2",
     "DELETE FROM presence_intervals WHERE appid = $1 AND room_session_id = $2",
     "DELETE FROM events WHERE appid = $1 AND room_session_id = $2",
 ];
@@ -73,15 +71,14 @@ where
         .fetch_all(&mut *conn)
         .await?;
     expired.sort_by(|a, b| (a.appid, &a.room_session_id).cmp(&(b.appid, &b.room_session_id)));
-    for statements in [&[DELETE_SESSION_ROW][..], &DELETE_SESSION_CONTENT] {
+    // Table by table, so every session row is locked before any content.
+    for statement in DELETE_SESSION {
         for session in &expired {
-            for statement in statements {
-                sqlx::query::<DB>(statement)
-                    .bind(session.appid)
-                    .bind(session.room_session_id.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            sqlx::query::<DB>(statement)
+                .bind(session.appid)
+                .bind(session.room_session_id.as_str())
+                .execute(&mut *conn)
+                .await?;
         }
     }
     let mut closes: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();

@@ -266,24 +266,25 @@ async fn store_events(
     // recomputation below sees every event a concurrent writer committed
     // and no two batches wait on each other (`SessionTouch`).
     let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-    fn touch<'m, 'c>(
-        touches: &'m mut BTreeMap<(i64, &'c str), SessionTouch>,
-        c: &'c EventColumns<'_>,
-    ) -> &'m mut SessionTouch {
+    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
+    for c in events
+        .iter()
+        .map(|e| &e.columns)
+        .filter(|c| c.is_presence())
+    {
         touches
             .entry((c.appid, c.room_session_id.as_str()))
             .or_insert_with(|| SessionTouch::new(c))
-    }
-    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
-    for e in events.iter().filter(|e| e.columns.is_presence()) {
-        touch(&mut touches, &e.columns).absorb_presence(&e.columns);
-        groups.extend(e.columns.presence_group());
+            .absorb_presence(c);
+        groups.extend(c.presence_group());
     }
     if tx.concurrent_writers() {
-        for &i in first_in_batch.values() {
-            let c = &events[i].columns;
+        for c in first_in_batch.values().map(|&i| &events[i].columns) {
             if !c.is_presence() {
-                touch(&mut touches, c).absorb_lifecycle(c);
+                touches
+                    .entry((c.appid, c.room_session_id.as_str()))
+                    .or_insert_with(|| SessionTouch::new(c))
+                    .absorb_lifecycle(c);
             }
         }
     }

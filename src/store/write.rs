@@ -4,7 +4,7 @@
 //! statement (`store::batch_rows`) and a handful of SQL texts. The
 //! decisions are in `store::recorder` and `store::rebuild`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -171,7 +171,7 @@ where
                  RETURNING appid, room_session_id"
             )
         };
-        let mut created = HashSet::new();
+        let mut created: Vec<(i64, String)> = Vec::new();
         for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), insert) {
             created.extend(
                 sqlx::query_as_with::<DB, (i64, String), _>(&sql, args::<DB>(rows)?)
@@ -179,10 +179,17 @@ where
                     .await?,
             );
         }
-        // A row this transaction created holds its lock already and never moves.
+        // A row this transaction created holds its lock already and never
+        // moves. (RETURNING's order is not promised: sort, then search.)
+        created.sort_unstable();
         let existing: Vec<&SessionTouch> = touches
             .iter()
-            .filter(|t| !created.contains(&(t.appid, t.room_session_id.clone())))
+            .filter(|t| {
+                let key = (t.appid, t.room_session_id.as_str());
+                created
+                    .binary_search_by(|(appid, id)| (*appid, id.as_str()).cmp(&key))
+                    .is_err()
+            })
             .collect();
         // The WHERE updates (and so locks) a row only when this batch
         // moves its room id or first event time, or will create or close
