@@ -75,11 +75,12 @@ fn args<'q, DB: WriteDialect>(rows: Rows<'q>) -> Result<DB::Arguments<'q>, Store
     Ok(args)
 }
 
-/// An open write transaction.
-pub struct Write<DB: Database>(pub Transaction<'static, DB>);
+/// An open write transaction, on a pooled connection (`'static`) or a
+/// borrowed one.
+pub struct Write<'c, DB: Database>(pub Transaction<'c, DB>);
 
-impl<DB: Database> Write<DB> {
-    pub fn new(tx: Transaction<'static, DB>) -> Write<DB> {
+impl<'c, DB: Database> Write<'c, DB> {
+    pub fn new(tx: Transaction<'c, DB>) -> Write<'c, DB> {
         Write(tx)
     }
 
@@ -108,7 +109,7 @@ fn statements<'a, DB: WriteDialect>(
 }
 
 #[async_trait]
-impl<DB> WriteTx for Write<DB>
+impl<DB> WriteTx for Write<'_, DB>
 where
     DB: WriteDialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -486,10 +487,10 @@ fn prev_power_of_two(n: usize) -> usize {
 }
 
 #[async_trait]
-impl<DB> RebuildTx for Write<DB>
+impl<DB> RebuildTx for Write<'_, DB>
 where
     DB: WriteDialect,
-    Write<DB>: WriteTx,
+    for<'x> Write<'x, DB>: WriteTx,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
