@@ -333,33 +333,18 @@ where
     sql
 }
 
-// The parts of the participants and timeline queries, shared by their row
-// form and their JSON form (macros, so `concat!` builds both at compile time).
+// The columns of the participants and timeline queries, shared by their
+// row form and their JSON form (macros, so `concat!` builds both at compile
+// time). No ORDER BY: the store sorts the rows (`query::in_*_order`).
 macro_rules! participant_columns {
     () => {
         "user_account, session_id, user_nickname, user_role, login_at, logout_at, \
          logout_reason, duration_ms"
     };
 }
-/// In the order they began.
-macro_rules! participant_order {
-    () => {
-        "COALESCE(login_at, logout_at), user_account, session_id"
-    };
-}
 macro_rules! timeline_columns {
     () => {
         "event, event_at, received_at, user_account, session_id, user_role, reason"
-    };
-}
-/// ZEGO's time order; at equal times the create first, then logouts before
-/// logins, the close last.
-macro_rules! timeline_order {
-    () => {
-        "event_at, \
-         CASE event WHEN 'room_create' THEN 0 WHEN 'room_logout' THEN 1 \
-                    WHEN 'room_login' THEN 2 ELSE 3 END, \
-         user_account, session_id"
     };
 }
 macro_rules! of_the_session {
@@ -368,49 +353,37 @@ macro_rules! of_the_session {
     };
 }
 
-/// A session's presence intervals, in the order they began.
+/// A session's presence intervals.
 pub const PARTICIPANTS: &str = concat!(
     "SELECT ",
     participant_columns!(),
     " FROM presence_intervals",
-    of_the_session!(),
-    " ORDER BY ",
-    participant_order!()
+    of_the_session!()
 );
 
-/// A session's events in timeline order.
+/// A session's events.
 pub const TIMELINE: &str = concat!(
     "SELECT ",
     timeline_columns!(),
     " FROM events",
-    of_the_session!(),
-    " ORDER BY ",
-    timeline_order!()
+    of_the_session!()
 );
 
 /// `PARTICIPANTS` and `TIMELINE` as one row each, a JSON array of row
-/// arrays in the same order (SQLite only). sqlx hands SQLite rows from its
-/// worker thread one at a time, a few microseconds each: a session of 1,000
-/// participants (3,000 rows) spent most of its detail request there.
+/// arrays (SQLite only). sqlx hands SQLite rows from its worker thread one
+/// at a time, a few microseconds each: a session of 1,000 participants
+/// (3,000 rows) spent most of its detail request there.
 pub const PARTICIPANTS_AS_JSON: &str = concat!(
     "SELECT json_group_array(json_array(",
     participant_columns!(),
-    ")",
-    " ORDER BY ",
-    participant_order!(),
-    ")",
-    " FROM presence_intervals",
+    ")) FROM presence_intervals",
     of_the_session!()
 );
 
 pub const TIMELINE_AS_JSON: &str = concat!(
     "SELECT json_group_array(json_array(",
     timeline_columns!(),
-    ")",
-    " ORDER BY ",
-    timeline_order!(),
-    ")",
-    " FROM events",
+    ")) FROM events",
     of_the_session!()
 );
 

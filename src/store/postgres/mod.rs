@@ -21,7 +21,8 @@ use crate::store::model::{
 };
 use crate::store::purge_sql;
 use crate::store::query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery,
+    TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
@@ -208,11 +209,13 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<ParticipantRow>, StoreError> {
-        Ok(sqlx::query_as(read_sql::PARTICIPANTS)
+        let mut rows = sqlx::query_as(read_sql::PARTICIPANTS)
             .bind(appid)
             .bind(room_session_id)
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        in_participant_order(&mut rows);
+        Ok(rows)
     }
 
     async fn timeline(
@@ -220,11 +223,13 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError> {
-        Ok(sqlx::query_as(read_sql::TIMELINE)
+        let mut rows = sqlx::query_as(read_sql::TIMELINE)
             .bind(appid)
             .bind(room_session_id)
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        in_timeline_order(&mut rows);
+        Ok(rows)
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {

@@ -21,7 +21,8 @@ use crate::store::model::{
 };
 use crate::store::purge_sql;
 use crate::store::query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery,
+    TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
@@ -227,7 +228,8 @@ impl Store for SqliteStore {
         let rows: Vec<Row> = self
             .json_rows(read_sql::PARTICIPANTS_AS_JSON, appid, room_session_id)
             .await?;
-        rows.into_iter()
+        let mut rows = rows
+            .into_iter()
             .map(|r| {
                 Ok(ParticipantRow {
                     user_account: r.0,
@@ -240,7 +242,9 @@ impl Store for SqliteStore {
                     duration_ms: r.7,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        in_participant_order(&mut rows);
+        Ok(rows)
     }
 
     async fn timeline(
@@ -260,7 +264,8 @@ impl Store for SqliteStore {
         let rows: Vec<Row> = self
             .json_rows(read_sql::TIMELINE_AS_JSON, appid, room_session_id)
             .await?;
-        rows.into_iter()
+        let mut rows = rows
+            .into_iter()
             .map(|r| {
                 Ok(TimelineRow {
                     event: r.0,
@@ -272,7 +277,9 @@ impl Store for SqliteStore {
                     reason: r.6,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        in_timeline_order(&mut rows);
+        Ok(rows)
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
