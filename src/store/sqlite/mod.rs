@@ -125,7 +125,7 @@ impl Store for SqliteStore {
         let result = sqlx::migrate!("migrations/sqlite")
             .run_direct(writer.connection())
             .await;
-        Ok(writer.check(result.map_err(StoreError::from))?)
+        writer.check(result.map_err(StoreError::from))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
