@@ -578,6 +578,53 @@ async fn openapi_covers_every_endpoint(backend: Backend) {
     }
 }
 
+/// Every object in the answers carries exactly the fields its schema in
+/// `/openapi.json` documents: the spec is generated from the Rust types,
+/// the answers partly from SQL, and a renamed or added column must show up
+/// in both.
+async fn answers_have_exactly_the_fields_the_spec_documents(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    ingest_all(app.store.as_ref(), 1, &zego_user_list_scenario()).await;
+    let (_, spec) = app.get("/openapi.json").await;
+    let documented = |schema: &str| -> Vec<String> {
+        let mut keys: Vec<String> = spec["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} has no properties in the spec"))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let fields = |object: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = object.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+
+    let (_, detail) = app.get("/api/v1/sessions/77?appid=1").await;
+    assert_eq!(detail["participants"].as_array().unwrap().len(), 4);
+    assert_eq!(detail["timeline"].as_array().unwrap().len(), 8);
+    for participant in detail["participants"].as_array().unwrap() {
+        assert_eq!(fields(participant), documented("ParticipantView"));
+    }
+    for entry in detail["timeline"].as_array().unwrap() {
+        assert_eq!(fields(entry), documented("TimelineEntry"));
+    }
+    let (_, closed) = app.get("/api/v1/rooms/closed").await;
+    let items = closed["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        assert_eq!(fields(item), documented("SessionView"));
+    }
+    let (_, stats) = app.get("/api/v1/stats/close-reasons?bucket=day").await;
+    assert_eq!(
+        fields(&stats),
+        documented("CloseReasonStats"),
+        "with buckets, every documented field is present"
+    );
+}
+
 async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     let close = fixture("room_close.json");
@@ -675,6 +722,7 @@ conformance!(
     deliveries_list_filters_by_outcome_and_pages,
     tokens_guard_the_query_api_but_not_callbacks_or_probes,
     openapi_covers_every_endpoint,
+    answers_have_exactly_the_fields_the_spec_documents,
 );
 
 /// Without `API_TOKENS`, a client that is not on this machine is refused.
