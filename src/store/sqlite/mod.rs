@@ -121,38 +121,37 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut writer = self.writer.lock().await?;
-        let result = sqlx::migrate!("migrations/sqlite")
-            .run_direct(writer.connection())
-            .await;
-        writer.check(result.map_err(StoreError::from))
+        self.writer
+            .run(async |connection| {
+                Ok(sqlx::migrate!("migrations/sqlite")
+                    .run_direct(connection)
+                    .await?)
+            })
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         // Ready means writable: take and release the write lock, so a file
         // another process holds (or a disk refusing writes) shows as not ready.
-        let mut writer = self.writer.lock().await?;
-        let result = async {
-            let tx = writer.connection().begin_with("BEGIN IMMEDIATE").await?;
-            tx.rollback().await?;
-            Ok(())
-        }
-        .await;
-        writer.check(result)
+        self.writer
+            .run(async |connection| {
+                let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(tx.rollback().await?)
+            })
+            .await
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         // IMMEDIATE takes the write lock up front, so a lock held by another
         // process is waited for (busy_timeout) rather than failing mid-way.
-        let mut writer = self.writer.lock().await?;
-        let result = async {
-            let mut tx = Write::new(writer.connection().begin_with("BEGIN IMMEDIATE").await?);
-            let outcomes = record(&mut tx, deliveries).await?;
-            tx.commit().await?;
-            Ok(outcomes)
-        }
-        .await;
-        writer.check(result)
+        self.writer
+            .run(async |connection| {
+                let mut tx = Write::new(connection.begin_with("BEGIN IMMEDIATE").await?);
+                let outcomes = record(&mut tx, deliveries).await?;
+                tx.commit().await?;
+                Ok(outcomes)
+            })
+            .await
     }
 
     async fn list_deliveries(
@@ -283,15 +282,16 @@ impl Store for SqliteStore {
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        let mut writer = self.writer.lock().await?;
-        let done = sqlx::query(purge_sql::DELIVERIES)
-            .bind(before)
-            .bind(batch)
-            .execute(writer.connection())
-            .await;
-        Ok(writer
-            .check(done.map_err(StoreError::from))?
-            .rows_affected())
+        self.writer
+            .run(async |connection| {
+                let done = sqlx::query(purge_sql::DELIVERIES)
+                    .bind(before)
+                    .bind(batch)
+                    .execute(connection)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+            .await
     }
 
     async fn purge_replay_guard(
@@ -299,28 +299,28 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        let mut writer = self.writer.lock().await?;
-        let done = sqlx::query(purge_sql::REPLAY_GUARD)
-            .bind(before)
-            .bind(batch)
-            .execute(writer.connection())
-            .await;
-        Ok(writer
-            .check(done.map_err(StoreError::from))?
-            .rows_affected())
+        self.writer
+            .run(async |connection| {
+                let done = sqlx::query(purge_sql::REPLAY_GUARD)
+                    .bind(before)
+                    .bind(batch)
+                    .execute(connection)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+            .await
     }
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        let mut writer = self.writer.lock().await?;
-        let result = async {
-            let mut tx = writer.connection().begin_with("BEGIN IMMEDIATE").await?;
-            let purged =
-                purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch).await?;
-            tx.commit().await?;
-            Ok(purged)
-        }
-        .await;
-        writer.check(result)
+        self.writer
+            .run(async |connection| {
+                let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                let purged =
+                    purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch).await?;
+                tx.commit().await?;
+                Ok(purged)
+            })
+            .await
     }
 
     async fn rebuild(
@@ -328,15 +328,14 @@ impl Store for SqliteStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut writer = self.writer.lock().await?;
-        let result = async {
-            let mut tx = Write::new(writer.connection().begin_with("BEGIN IMMEDIATE").await?);
-            let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
-            tx.commit().await?;
-            Ok(report)
-        }
-        .await;
-        writer.check(result)
+        self.writer
+            .run(async |connection| {
+                let mut tx = Write::new(connection.begin_with("BEGIN IMMEDIATE").await?);
+                let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
+                tx.commit().await?;
+                Ok(report)
+            })
+            .await
     }
 
     async fn run_report(

@@ -10,15 +10,16 @@
 //! turns), so it did not help either.
 //!
 //! What the pool did besides, this does too: waits at most the configured
-//! timeout for the connection (then `Unavailable`, a 503), opens it lazily
-//! and opens a new one after the old one broke (its thread gone, an I/O
-//! error), so a transient fault does not stick.
+//! timeout for the connection (then `Unavailable`, a 503) and opens a new
+//! one after the old one broke (its thread gone, an I/O error), so a
+//! transient fault does not stick. Every use goes through `Writer::run`,
+//! which does both, so no caller can forget either.
 
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use crate::store::StoreError;
 
@@ -27,9 +28,6 @@ pub struct Writer {
     timeout: Duration,
     slot: Mutex<Option<SqliteConnection>>,
 }
-
-/// Exclusive use of the write connection until dropped.
-pub struct WriterGuard<'a>(MutexGuard<'a, Option<SqliteConnection>>);
 
 impl Writer {
     /// Opens the connection now, so a file that cannot be opened fails
@@ -46,16 +44,28 @@ impl Writer {
         })
     }
 
-    /// Waits (at most the timeout) for the connection, reopening it if the
-    /// last user found it broken.
-    pub async fn lock(&self) -> Result<WriterGuard<'_>, StoreError> {
+    /// Runs `work` on the connection, alone: waits at most the timeout for
+    /// it, opens a new one if the last `work` found it broken, and drops it
+    /// if this `work` fails saying it is unusable.
+    pub async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut slot = tokio::time::timeout(self.timeout, self.slot.lock())
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
-        if slot.is_none() {
-            *slot = Some(self.options.connect().await?);
+        let connection = match &mut *slot {
+            Some(connection) => connection,
+            None => slot.insert(self.options.connect().await?),
+        };
+        let result = work(connection).await;
+        if let Err(StoreError::Unavailable(e) | StoreError::Internal(e)) = &result
+            && connection_broken(e)
+        {
+            tracing::warn!(error = %e, "the SQLite write connection broke; opening a new one");
+            *slot = None;
         }
-        Ok(WriterGuard(slot))
+        result
     }
 
     /// Whether the connection is open and free (for the pool gauges).
@@ -73,25 +83,6 @@ impl Writer {
         if let Some(connection) = self.slot.lock().await.take() {
             let _ = connection.close().await;
         }
-    }
-}
-
-impl WriterGuard<'_> {
-    /// The connection; see `check` for what to do with the result.
-    pub fn connection(&mut self) -> &mut SqliteConnection {
-        self.0.as_mut().expect("the slot is filled while locked")
-    }
-
-    /// Passes `result` through, first dropping the connection if the error
-    /// says it is unusable, so the next `lock` opens a new one.
-    pub fn check<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(StoreError::Unavailable(e) | StoreError::Internal(e)) = &result
-            && connection_broken(e)
-        {
-            tracing::warn!(error = %e, "the SQLite write connection broke; opening a new one");
-            *self.0 = None;
-        }
-        result
     }
 }
 
@@ -118,29 +109,24 @@ mod tests {
             .unwrap()
     }
 
+    async fn execute(writer: &Writer, sql: &'static str) -> Result<(), StoreError> {
+        writer
+            .run(async |connection| Ok(connection.execute(sql).await.map(|_| ())?))
+            .await
+    }
+
     #[tokio::test]
-    async fn a_broken_connection_is_replaced_on_the_next_lock() {
+    async fn a_broken_connection_is_replaced_on_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
-        let mut guard = writer.lock().await.unwrap();
-        guard
-            .connection()
-            .execute("CREATE TABLE t (x)")
-            .await
-            .unwrap();
-        let broken: Result<(), StoreError> =
-            Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
-        assert!(guard.check(broken).is_err());
-        drop(guard);
+        execute(&writer, "CREATE TABLE t (x)").await.unwrap();
+        let broken = writer
+            .run(async |_| Err::<(), _>(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
+            .await;
+        assert!(broken.is_err());
         assert_eq!(writer.status(), (0, 0), "dropped, not reused");
 
-        let mut guard = writer.lock().await.unwrap();
-        guard
-            .connection()
-            .execute("INSERT INTO t VALUES (1)")
-            .await
-            .unwrap();
-        drop(guard);
+        execute(&writer, "INSERT INTO t VALUES (1)").await.unwrap();
         assert_eq!(writer.status(), (1, 1));
     }
 
@@ -148,13 +134,11 @@ mod tests {
     async fn a_statement_error_keeps_the_connection() {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
-        let mut guard = writer.lock().await.unwrap();
-        let failed = guard
-            .connection()
-            .execute("INSERT INTO missing VALUES (1)")
-            .await;
-        assert!(guard.check(failed.map_err(StoreError::from)).is_err());
-        drop(guard);
+        assert!(
+            execute(&writer, "INSERT INTO missing VALUES (1)")
+                .await
+                .is_err()
+        );
         assert_eq!(writer.status(), (1, 1));
     }
 
@@ -162,10 +146,21 @@ mod tests {
     async fn waiting_longer_than_the_timeout_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
-        let _held = writer.lock().await.unwrap();
-        assert_eq!(writer.status(), (1, 0));
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let holder = writer.run(async |_| {
+            let _ = held.await;
+            Ok(())
+        });
+        let waiter = async {
+            assert_eq!(writer.status(), (1, 0));
+            let waited = writer.run(async |_| Ok(())).await;
+            let _ = release.send(());
+            waited
+        };
+        let (held, waited) = tokio::join!(holder, waiter);
+        held.unwrap();
         assert!(matches!(
-            writer.lock().await,
+            waited,
             Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
         ));
     }
