@@ -265,27 +265,29 @@ async fn store_events(
     // a login or logout, the session row of a create or close), so the
     // recomputation below sees every event a concurrent writer committed
     // and no two batches wait on each other (`SessionTouch`).
-    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
-    for c in events
+    // Every copy of a login or logout; the first copy of a create or close,
+    // and only where writers run side by side (one writer needs no lock).
+    let lock_lifecycle = tx.concurrent_writers();
+    let presence = events
         .iter()
         .map(|e| &e.columns)
-        .filter(|c| c.is_presence())
-    {
-        touches
+        .filter(|c| c.is_presence());
+    let lifecycle = first_in_batch
+        .values()
+        .map(|&i| &events[i].columns)
+        .filter(|c| lock_lifecycle && !c.is_presence());
+    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
+    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
+    for c in presence.chain(lifecycle) {
+        let touch = touches
             .entry((c.appid, c.room_session_id.as_str()))
-            .or_insert_with(|| SessionTouch::new(c))
-            .absorb_presence(c);
-        groups.extend(c.presence_group());
-    }
-    if tx.concurrent_writers() {
-        for c in first_in_batch.values().map(|&i| &events[i].columns) {
-            if !c.is_presence() {
-                touches
-                    .entry((c.appid, c.room_session_id.as_str()))
-                    .or_insert_with(|| SessionTouch::new(c))
-                    .absorb_lifecycle(c);
+            .or_insert_with(|| SessionTouch::new(c));
+        match c.presence_group() {
+            Some(group) => {
+                touch.absorb_presence(c);
+                groups.insert(group);
             }
+            None => touch.absorb_lifecycle(c),
         }
     }
     if !touches.is_empty() {
