@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use zego_room_tracker::cli::{self, Cli};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // `.env` fills in what the environment lacks; it never overrides it.
