@@ -106,7 +106,7 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.duplicates) {
         return Err("--duplicates must be between 0 and 1".into());
     }
-    let mut sender = Sender::new(&args.url, &args.secret);
+    let mut sender = Sender::new(&args.url, &args.secret).map_err(|e| format!("--url: {e}"))?;
     sender.encoding = args.encoding;
     sender.typed_paths = !args.generic_endpoint;
     sender.retry_schedule = if args.no_retry {

@@ -71,7 +71,9 @@ impl Sent {
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
-    base_url: String,
+    /// Parsed once: parsing it again for every request cost the load
+    /// generator more CPU than signing.
+    base_url: reqwest::Url,
     secret: String,
     pub encoding: Encoding,
     /// Post to `/callbacks/{event}` (true) or to `/callbacks`.
@@ -80,28 +82,46 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(base_url: &str, secret: &str) -> Sender {
-        Sender {
+    /// A sender to the service at `base_url` (`http://host:port`, or with
+    /// a path prefix); an error says why the URL cannot be one.
+    pub fn new(base_url: &str, secret: &str) -> Result<Sender, String> {
+        let base_url = reqwest::Url::parse(base_url)
+            .map_err(|e| format!("{e}"))
+            .and_then(|url| match url.scheme() {
+                "http" | "https" => Ok(url),
+                other => Err(format!("scheme {other}: is not http or https")),
+            })
+            .map_err(|why| format!("{base_url} is not a base URL: {why}"))?;
+        Ok(Sender {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("a TLS backend is compiled in"),
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             secret: secret.to_owned(),
             encoding: Encoding::Json,
             typed_paths: true,
             retry_schedule: ZEGO_RETRY_SCHEDULE.to_vec(),
+        })
+    }
+
+    /// `/callbacks/{event}` (or `/callbacks`) under the base URL's path.
+    fn url_for(&self, event: &str) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        {
+            let mut path = url.path_segments_mut().expect("an http(s) URL has a path");
+            path.pop_if_empty().push("callbacks");
+            if self.typed_paths {
+                path.push(event);
+            }
         }
+        url
     }
 
     /// Sends `callback`, re-signed with a fresh timestamp and nonce on every
     /// attempt, retrying on transport errors and non-2xx answers.
     pub async fn send(&self, callback: &Callback) -> Sent {
-        let url = if self.typed_paths {
-            format!("{}/callbacks/{}", self.base_url, callback.event)
-        } else {
-            format!("{}/callbacks", self.base_url)
-        };
+        let url = self.url_for(&callback.event);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -109,7 +129,7 @@ impl Sender {
             let started = Instant::now();
             let result = self
                 .client
-                .post(&url)
+                .post(url.clone())
                 .header("content-type", content_type)
                 .body(body)
                 .send()
@@ -151,7 +171,7 @@ pub fn sign(fields: &Map<String, Value>, secret: &str) -> Map<String, Value> {
 
 /// The body and Content-Type of `fields` in `encoding`.
 pub fn encode(fields: &Map<String, Value>, encoding: Encoding) -> (String, &'static str) {
-    let json = Value::Object(fields.clone()).to_string();
+    let json = serde_json::to_string(fields).expect("a JSON map serialises");
     match encoding {
         Encoding::Json => (json, "application/json"),
         Encoding::UrlencodedJson => (form_component(&json), "application/json"),
@@ -180,6 +200,31 @@ fn form_component(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::zego::body;
+
+    #[test]
+    fn callbacks_go_under_the_base_url_path() {
+        let url = |base: &str, typed: bool| {
+            let mut sender = Sender::new(base, "s").unwrap();
+            sender.typed_paths = typed;
+            sender.url_for("room_close").to_string()
+        };
+        assert_eq!(
+            url("http://127.0.0.1:8080", true),
+            "http://127.0.0.1:8080/callbacks/room_close"
+        );
+        assert_eq!(
+            url("https://example.com/zego/", true),
+            "https://example.com/zego/callbacks/room_close"
+        );
+        assert_eq!(
+            url("https://example.com/zego", false),
+            "https://example.com/zego/callbacks"
+        );
+        for bad in ["127.0.0.1:8080", "ftp://example.com", "not a url"] {
+            let e = Sender::new(bad, "s").unwrap_err();
+            assert!(e.starts_with(bad), "{e}");
+        }
+    }
 
     #[test]
     fn every_encoding_decodes_back_to_the_same_fields() {

@@ -142,7 +142,7 @@ async fn each_report_gives_known_rows(backend: Backend) {
 
 async fn send_stores_what_it_sent(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
-    let sender = Sender::new(&format!("http://{}", app.addr), SECRET);
+    let sender = Sender::new(&format!("http://{}", app.addr), SECRET).unwrap();
     for callback in traffic::fixtures() {
         assert!(sender.send(&callback).await.succeeded());
     }
@@ -192,7 +192,7 @@ async fn send_retries_until_a_temporarily_failing_server_succeeds() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         blocker.execute("ROLLBACK").await.unwrap();
     });
-    let mut sender = Sender::new(&format!("http://{}", app.addr), SECRET);
+    let mut sender = Sender::new(&format!("http://{}", app.addr), SECRET).unwrap();
     sender.retry_schedule = vec![Duration::from_millis(100); 10];
     let sent = sender.send(&traffic::fixtures()[0]).await;
     release.await.unwrap();
