@@ -15,6 +15,7 @@ pub mod rebuild;
 mod rebuild_sql;
 mod recorder;
 mod report;
+mod session_lock;
 mod sqlite;
 mod write;
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::store::StoreError;
+use crate::store::session_lock;
 
 /// `$1` cut-off, `$2` batch size.
 pub const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN
@@ -25,6 +26,16 @@ pub const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_
       AND NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)
     LIMIT $2";
+
+/// The `EXPIRED_SESSIONS` condition for one session, `$2` appid, `$3`
+/// room_session_id: asked again after its lock is held, in a fresh
+/// snapshot, since a callback of it may have been stored meanwhile.
+const STILL_EXPIRED: &str = "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
+    FROM room_sessions s
+    WHERE s.appid = $2 AND s.room_session_id = $3
+      AND (s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
+      AND NOT EXISTS (SELECT 1 FROM events e
+                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)";
 
 /// `$1` appid, `$2` room_session_id: one per table, the session row first
 /// (ingest's lock order).
@@ -47,19 +58,27 @@ const UNCOUNT_CLOSES: [&str; 2] = [
 /// their events and presence, and takes their closes out of the rollup, in
 /// the caller's transaction; returns how many.
 ///
-/// The locks come in the order ingest takes them (`store::merge::SessionTouch`):
-/// every session row first, sorted, then the sessions' content, then the
-/// rollup rows, sorted; so a purge and a late callback of a purged session
-/// wait for each other rather than deadlock.
+/// Where ingest runs side by side (PostgreSQL), `lock_session` takes a
+/// session's exclusive lock (`store::session_lock`; `$1`, `$2` its key):
+/// all of them first, in key order, then each session is checked again.
+/// The row locks come in the order ingest takes them
+/// (`store::merge::SessionTouch`): every session row first, sorted, then
+/// the sessions' content, then the rollup rows, sorted; so a purge and a
+/// late callback of a purged session wait for each other rather than
+/// deadlock, and the callback is stored either before the purge looks
+/// again (and its session kept, if the callback made it recent) or after
+/// the purge, with its session row made again.
 pub async fn delete_expired_sessions<DB>(
     conn: &mut DB::Connection,
     before: DateTime<Utc>,
     batch: i64,
+    lock_session: Option<&str>,
 ) -> Result<u64, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
@@ -70,6 +89,35 @@ where
         .bind(batch)
         .fetch_all(&mut *conn)
         .await?;
+    if let Some(lock_session) = lock_session {
+        let keys = session_lock::keys(
+            expired
+                .iter()
+                .map(|s| (s.appid, s.room_session_id.as_str())),
+        );
+        for (a, b) in keys {
+            sqlx::query::<DB>(lock_session)
+                .bind(a)
+                .bind(b)
+                .execute(&mut *conn)
+                .await?;
+        }
+        // Each statement sees what committed before it began: a callback
+        // stored while the purge waited for its lock counts now, and so
+        // does a close it brought (for the rollup below).
+        let mut still = Vec::with_capacity(expired.len());
+        for session in &expired {
+            still.extend(
+                sqlx::query_as::<DB, ExpiredSession>(STILL_EXPIRED)
+                    .bind(before)
+                    .bind(session.appid)
+                    .bind(session.room_session_id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?,
+            );
+        }
+        expired = still;
+    }
     expired.sort_by(|a, b| (a.appid, &a.room_session_id).cmp(&(b.appid, &b.room_session_id)));
     // Table by table, so every session row is locked before any content.
     for statement in DELETE_SESSION {

@@ -147,9 +147,13 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
 /// very sessions it deletes arrive (closes of one hour, so the purge and
 /// the callbacks meet at the rollup rows as well as the session rows):
 /// every callback is answered 2xx and the purge succeeds. A deadlock would
-/// outlast the tests' 1.5 s statement timeout and answer 503.
+/// outlast the tests' 1.5 s statement timeout and answer 503. No event or
+/// presence row outlives its session row: a logout that does not move its
+/// session row does not lock it, and without the session locks
+/// (`store::session_lock`) it could be stored while the purge deleted its
+/// session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purging_sessions_while_their_late_callbacks_arrive_does_not_deadlock() {
+async fn purging_sessions_while_their_late_callbacks_arrive_neither_deadlocks_nor_strands_rows() {
     use futures::future::join_all;
     const SESSIONS: u64 = 60;
     let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
@@ -185,4 +189,27 @@ async fn purging_sessions_while_their_late_callbacks_arrive_does_not_deadlock() 
     let failed: Vec<_> = answers.iter().filter(|(ok, _)| !ok).collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert!(purged >= 1, "the purge deleted nothing");
+
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let sessions: std::collections::BTreeSet<&str> = snapshot
+        .sessions
+        .iter()
+        .map(|s| s.room_session_id.as_str())
+        .collect();
+    let orphan_events: Vec<_> = snapshot
+        .events
+        .iter()
+        .filter(|e| !sessions.contains(e.room_session_id.as_str()))
+        .map(|e| (&e.event, &e.room_session_id))
+        .collect();
+    let orphan_intervals: Vec<_> = snapshot
+        .intervals
+        .iter()
+        .filter(|i| !sessions.contains(i.room_session_id.as_str()))
+        .map(|i| &i.room_session_id)
+        .collect();
+    assert!(
+        orphan_events.is_empty() && orphan_intervals.is_empty(),
+        "rows without a session: events {orphan_events:?}, intervals {orphan_intervals:?}"
+    );
 }

@@ -5,6 +5,7 @@
 
 mod write;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use sqlx::{Column, PgPool, Postgres, Row, TypeInfo};
 
 use crate::domain::time::format_instant;
 
-use crate::domain::{Delivery, Outcome};
+use crate::domain::{Delivery, Outcome, Verdict};
 use crate::reports::{ReportParams, ReportTable};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
@@ -28,6 +29,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
+use crate::store::session_lock;
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
@@ -57,7 +59,8 @@ impl PgStore {
 }
 
 /// Opens a write transaction, in the same round trip as the BEGIN, with
-/// plans pinned to index lookups. Every statement of the write path looks up
+/// plans pinned to index lookups (and, in `begin_write`, the batch's
+/// session locks). Every statement of the write path looks up
 /// a batch's keys; on a young table (before autovacuum's first ANALYZE) the
 /// statistics make a scan of the whole table (or a hash join over one) look
 /// cheaper, and the generic plan a connection then caches keeps it as the
@@ -71,15 +74,37 @@ const BEGIN_WRITE: &str = "BEGIN;
     SET LOCAL enable_mergejoin = off;
     SET LOCAL enable_material = off";
 
+/// `BEGIN_WRITE`, then the shared lock of each session the batch writes
+/// (`store::session_lock`), in key order, still in the one round trip. The
+/// keys are integers we format, so the text cannot carry anything else.
+fn begin_write(sessions: &[(i32, i32)]) -> String {
+    let mut sql = String::from(BEGIN_WRITE);
+    if let Some(((a, b), rest)) = sessions.split_first() {
+        // A VALUES list is scanned in its written order.
+        sql.push_str(";\n    SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES ");
+        let _ = write!(sql, "({a}, {b})");
+        for (a, b) in rest {
+            let _ = write!(sql, ", ({a}, {b})");
+        }
+        sql.push_str(") AS k (a, b)");
+    }
+    sql
+}
+
 impl PgStore {
-    /// A write transaction on a live connection: a BEGIN that fails on a
-    /// connection error (one that died while idle, as after a database
-    /// restart) is retried, once per pooled connection at most, since
-    /// nothing has been sent but the BEGIN. sqlx closes the dead one.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    /// A write transaction on a live connection, holding the shared locks
+    /// of `sessions`: a BEGIN that fails on a connection error (one that
+    /// died while idle, as after a database restart) is retried, once per
+    /// pooled connection at most, since nothing has been sent but the
+    /// BEGIN. sqlx closes the dead one.
+    async fn begin(
+        &self,
+        sessions: &[(i32, i32)],
+    ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        let begin = begin_write(sessions);
         let mut attempts = self.pool.options().get_max_connections();
         loop {
-            match self.pool.begin_with(BEGIN_WRITE).await {
+            match self.pool.begin_with(begin.clone()).await {
                 Err(e) if attempts > 0 && connection_lost(&e) => {
                     attempts -= 1;
                     tracing::info!(error = %e, "BEGIN on a dead connection; retrying on another");
@@ -143,7 +168,13 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = Write::new(self.begin().await?);
+        let sessions = session_lock::keys(deliveries.iter().filter_map(|d| match &d.verdict {
+            Verdict::Accepted(event) => {
+                Some((i64::from(event.appid), event.room_session_id.to_string()))
+            }
+            _ => None,
+        }));
+        let mut tx = Write::new(self.begin(&sessions).await?);
         let outcomes = record(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(outcomes)
@@ -256,7 +287,13 @@ impl Store for PgStore {
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let purged = purge_sql::delete_expired_sessions::<Postgres>(&mut tx, before, batch).await?;
+        let purged = purge_sql::delete_expired_sessions::<Postgres>(
+            &mut tx,
+            before,
+            batch,
+            Some("SELECT pg_advisory_xact_lock($1, $2)"),
+        )
+        .await?;
         tx.commit().await?;
         Ok(purged)
     }

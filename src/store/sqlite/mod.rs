@@ -316,7 +316,8 @@ impl Store for SqliteStore {
             .run(async |connection| {
                 let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
                 let purged =
-                    purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch).await?;
+                    purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch, None)
+                        .await?;
                 tx.commit().await?;
                 Ok(purged)
             })
