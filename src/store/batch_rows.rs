@@ -110,8 +110,6 @@ rows! {
     /// room_sessions widening: appid, session, room and first event (NULL:
     /// none to widen to), lock (1: lock it anyway).
     SessionWidenings(&'a SessionTouch),
-    /// Presence group lock names.
-    LockNames(String),
     /// events: every column but the id.
     Events(NewEvent<'a, 'a>),
     /// Presence groups: appid, session, user, user session.
@@ -134,7 +132,6 @@ impl<'a> Rows<'a> {
             Rows::ReplayClaims(_) => &[Text, Text, Text, Text, Time],
             Rows::NewSessions(_) => &[Int, Text, Text, Time, Time],
             Rows::SessionWidenings(_) => &[Int, Text, Text, Time, Int],
-            Rows::LockNames(_) => &[Text],
             Rows::Events(_) => &[
                 Text, Int, Text, Text, Time, Time, Text, Text, Text, Int, Time, Int, Text, Text,
                 Text,
@@ -186,7 +183,6 @@ impl<'a> Rows<'a> {
                     Cell::int(i64::from(t.lock)),
                 ]
             }
-            Rows::LockNames(rows) => vec![Cell::text(&rows[i])],
             Rows::Events(rows) => {
                 let e = &rows[i];
                 let c = e.columns;
@@ -376,14 +372,12 @@ mod tests {
             outcome: &Outcome::Conflict,
             event_id: None,
         }];
-        let names = [group.lock_name()];
         let groups = [group.clone()];
         let presence = [(group, interval)];
         let all = [
             Rows::ReplayClaims(&claims),
             Rows::NewSessions(&touch),
             Rows::SessionWidenings(&[&touch[0]]),
-            Rows::LockNames(&names),
             Rows::Events(&events),
             Rows::Groups(&groups),
             Rows::Presence(&presence),

@@ -2,6 +2,7 @@
 //! The backend is chosen once, from the `DATABASE_URL` scheme; everything
 //! else sees `Arc<dyn Store>`. SQL lives in `postgres.rs` and `sqlite.rs` only.
 
+mod advisory_locks;
 mod batch_rows;
 mod error;
 pub mod group_commit;
@@ -15,7 +16,6 @@ pub mod rebuild;
 mod rebuild_sql;
 mod recorder;
 mod report;
-mod session_lock;
 mod sqlite;
 mod write;
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::store::StoreError;
-use crate::store::session_lock;
+use crate::store::advisory_locks;
 
 /// `$1` cut-off, `$2` batch size.
 pub const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN
@@ -59,7 +59,7 @@ const UNCOUNT_CLOSES: [&str; 2] = [
 /// the caller's transaction; returns how many.
 ///
 /// Where ingest runs side by side (PostgreSQL), `lock_session` takes a
-/// session's exclusive lock (`store::session_lock`; `$1`, `$2` its key):
+/// session's exclusive lock (`store::advisory_locks`; `$1`, `$2` its key):
 /// all of them first, in key order, then each session is checked again.
 /// The row locks come in the order ingest takes them
 /// (`store::merge::SessionTouch`): every session row first, sorted, then
@@ -90,7 +90,7 @@ where
         .fetch_all(&mut *conn)
         .await?;
     if let Some(lock_session) = lock_session {
-        let keys = session_lock::keys(
+        let keys = advisory_locks::session_keys(
             expired
                 .iter()
                 .map(|s| (s.appid, s.room_session_id.as_str())),

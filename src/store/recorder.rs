@@ -1,6 +1,7 @@
 //! The one transaction a batch of deliveries goes through, whatever the
-//! backend: replay guard → session rows → group locks → event identity →
-//! presence recompute / session merge → archive. Each step is one set-based
+//! backend: replay guard → session rows → event identity → presence
+//! recompute / session merge → archive (on PostgreSQL after the advisory
+//! locks its BEGIN took: `store::advisory_locks`). Each step is one set-based
 //! statement for the whole batch (a handful of round trips per commit, not
 //! a handful per callback), and its result is the one the deliveries would
 //! get one after another in batch order. Backends supply the statements
@@ -60,10 +61,6 @@ pub trait WriteTx: Send {
     /// room's logins and logouts lock its row only when they move it, so
     /// they do not queue on it.
     async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError>;
-
-    /// Holds other writers of these presence groups (sorted) off until
-    /// commit, where the backend has concurrent writers at all.
-    async fn lock_presence_groups(&mut self, groups: &[GroupKey]) -> Result<(), StoreError>;
 
     /// Inserts the events (unique identities) that are not stored yet;
     /// returns the identity and new id of each one inserted.
@@ -259,12 +256,14 @@ async fn store_events(
         first_in_batch.entry(identity).or_insert(i);
     }
 
-    // Locks before the insert, in one order for every batch: session rows
-    // (sorted), then presence groups (sorted). Two copies of one event
-    // then meet at a lock this batch takes before any event (the group of
-    // a login or logout, the session row of a create or close), so the
-    // recomputation below sees every event a concurrent writer committed
-    // and no two batches wait on each other (`SessionTouch`).
+    // Locks before the insert, in one order for every batch. Where writers
+    // run side by side (PostgreSQL), the transaction began holding its
+    // presence groups' locks (`store::advisory_locks`); the session rows
+    // come next, sorted. Two copies of one event then meet at a lock this
+    // batch takes before any event (the group of a login or logout, the
+    // session row of a create or close), so the recomputation below sees
+    // every event a concurrent writer committed and no two batches wait
+    // on each other (`SessionTouch`).
     // Every copy of a login or logout; the first copy of a create or close,
     // and only where writers run side by side (one writer needs no lock).
     let lock_lifecycle = tx.concurrent_writers();
@@ -277,26 +276,18 @@ async fn store_events(
         .map(|&i| &events[i].columns)
         .filter(|c| lock_lifecycle && !c.is_presence());
     let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-    let mut groups: BTreeSet<GroupKey> = BTreeSet::new();
     for c in presence.chain(lifecycle) {
         let touch = touches
             .entry((c.appid, c.room_session_id.as_str()))
             .or_insert_with(|| SessionTouch::new(c));
-        match c.presence_group() {
-            Some(group) => {
-                touch.absorb_presence(c);
-                groups.insert(group);
-            }
-            None => touch.absorb_lifecycle(c),
+        match c.is_presence() {
+            true => touch.absorb_presence(c),
+            false => touch.absorb_lifecycle(c),
         }
     }
     if !touches.is_empty() {
         let touches: Vec<SessionTouch> = touches.into_values().collect();
         tx.touch_sessions(&touches).await?;
-    }
-    if !groups.is_empty() {
-        tx.lock_presence_groups(&groups.into_iter().collect::<Vec<_>>())
-            .await?;
     }
 
     let new_events: Vec<NewEvent<'_, '_>> = first_in_batch

@@ -56,10 +56,6 @@ pub trait WriteDialect: Database {
     const CONCURRENT_WRITERS: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
-    /// Takes transaction-scoped locks on presence groups, where the backend
-    /// has concurrent writers: the text before and after the rows of
-    /// group names, taken in row order.
-    const LOCK_PRESENCE_GROUPS: Option<(&'static str, &'static str)>;
     /// Keeps writers out for a rebuild, where the backend needs a statement for it.
     const LOCK_FOR_REBUILD: Option<&'static str>;
     /// Suffix of `CREATE TEMP TABLE … AS` for the rebuild's copies.
@@ -218,21 +214,6 @@ where
             )
         };
         for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), widen) {
-            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
-                .execute(&mut *self.0)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn lock_presence_groups(&mut self, groups: &[GroupKey]) -> Result<(), StoreError> {
-        let Some((head, tail)) = DB::LOCK_PRESENCE_GROUPS else {
-            return Ok(());
-        };
-        let names: Vec<String> = groups.iter().map(GroupKey::lock_name).collect();
-        for (sql, rows) in statements::<DB>(Rows::LockNames(&names), |rows| {
-            format!("{head}{rows}{tail}")
-        }) {
             sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
                 .execute(&mut *self.0)
                 .await?;

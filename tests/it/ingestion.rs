@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zego_room_tracker::domain::EventKind;
 
+use crate::support::callbacks::{T0, ingest_all, login, logout};
 use crate::support::*;
 use crate::{conformance, or_skip};
 
@@ -135,6 +136,35 @@ async fn display_fields_are_decoded_and_identifiers_kept_as_sent(backend: Backen
     assert_eq!(event.user_nickname.as_deref(), Some("张三"));
     assert_eq!(event.room_name.as_deref(), Some("room#123"));
     assert_eq!(event.user_account.as_deref(), Some("u%41+1"));
+}
+
+/// User ids go into the text of PostgreSQL's BEGIN (as the hex of their
+/// presence group's lock name): quotes, backslashes, separators and emoji
+/// must come back as sent, and nothing of them may run as SQL.
+async fn identifiers_that_look_like_sql_are_stored_as_sent(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let user = "o'brien'); DROP TABLE events; --";
+    let sid = "s\\'1\u{1f}😀";
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[
+            login(7, user, sid, T0 + 10, 2),
+            logout(7, user, sid, T0 + 20, Some(T0 + 10)),
+        ],
+    )
+    .await;
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!(snapshot.events.len(), 2);
+    let interval = &snapshot.intervals[..];
+    assert_eq!(interval.len(), 1, "{interval:?}");
+    assert_eq!(
+        (
+            interval[0].user_account.as_str(),
+            interval[0].session_id.as_str()
+        ),
+        (user, sid)
+    );
 }
 
 async fn same_identity_with_other_content_is_a_conflict_and_the_first_stays(backend: Backend) {
@@ -476,6 +506,7 @@ conformance!(
     json_and_form_of_one_callback_are_one_event,
     u64_ids_round_trip_exactly,
     display_fields_are_decoded_and_identifiers_kept_as_sent,
+    identifiers_that_look_like_sql_are_stored_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
     identical_concurrent_deliveries_store_one_event,
     without_group_commit_identical_concurrent_deliveries_store_one_event,

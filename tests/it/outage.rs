@@ -150,7 +150,7 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
 /// outlast the tests' 1.5 s statement timeout and answer 503. No event or
 /// presence row outlives its session row: a logout that does not move its
 /// session row does not lock it, and without the session locks
-/// (`store::session_lock`) it could be stored while the purge deleted its
+/// (`store::advisory_locks`) it could be stored while the purge deleted its
 /// session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_sessions_while_their_late_callbacks_arrive_neither_deadlocks_nor_strands_rows() {

@@ -15,8 +15,9 @@ use sqlx::{Column, PgPool, Postgres, Row, TypeInfo};
 
 use crate::domain::time::format_instant;
 
-use crate::domain::{Delivery, Outcome, Verdict};
+use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
+use crate::store::advisory_locks::BatchLocks;
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
@@ -29,7 +30,6 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
-use crate::store::session_lock;
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
@@ -74,34 +74,50 @@ const BEGIN_WRITE: &str = "BEGIN;
     SET LOCAL enable_mergejoin = off;
     SET LOCAL enable_material = off";
 
-/// `BEGIN_WRITE`, then the shared lock of each session the batch writes
-/// (`store::session_lock`), in key order, still in the one round trip. The
-/// keys are integers we format, so the text cannot carry anything else.
-fn begin_write(sessions: &[(i32, i32)]) -> String {
+/// `BEGIN_WRITE`, then the batch's advisory locks (`store::advisory_locks`)
+/// in their order, still in the one round trip: each session's shared
+/// lock, then each presence group's. A simple query cannot take bind
+/// parameters, so the values are written into the text: session keys are
+/// integers, and a group's name goes as hex and is decoded by PostgreSQL,
+/// so no text of a callback is ever read as SQL. A VALUES list is scanned
+/// in its written order.
+fn begin_write(locks: &BatchLocks) -> String {
     let mut sql = String::from(BEGIN_WRITE);
-    if let Some(((a, b), rest)) = sessions.split_first() {
-        // A VALUES list is scanned in its written order.
+    if !locks.sessions.is_empty() {
         sql.push_str(";\n    SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES ");
-        let _ = write!(sql, "({a}, {b})");
-        for (a, b) in rest {
-            let _ = write!(sql, ", ({a}, {b})");
+        for (i, (a, b)) in locks.sessions.iter().enumerate() {
+            let _ = write!(sql, "{}({a}, {b})", if i == 0 { "" } else { ", " });
         }
         sql.push_str(") AS k (a, b)");
+    }
+    if !locks.groups.is_empty() {
+        // The same key as hashing the name bound as text.
+        sql.push_str(
+            ";\n    SELECT pg_advisory_xact_lock(hashtextextended(convert_from(decode(g.name, 'hex'), 'UTF8'), 0)) FROM (VALUES ",
+        );
+        for (i, name) in locks.groups.iter().enumerate() {
+            let _ = write!(
+                sql,
+                "{}('{}')",
+                if i == 0 { "" } else { ", " },
+                hex::encode(name)
+            );
+        }
+        sql.push_str(") AS g (name)");
     }
     sql
 }
 
 impl PgStore {
-    /// A write transaction on a live connection, holding the shared locks
-    /// of `sessions`: a BEGIN that fails on a connection error (one that
+    /// A write transaction on a live connection, holding `locks`: a BEGIN that fails on a connection error (one that
     /// died while idle, as after a database restart) is retried, once per
     /// pooled connection at most, since nothing has been sent but the
     /// BEGIN. sqlx closes the dead one.
     async fn begin(
         &self,
-        sessions: &[(i32, i32)],
+        locks: &BatchLocks,
     ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-        let begin = begin_write(sessions);
+        let begin = begin_write(locks);
         let mut attempts = self.pool.options().get_max_connections();
         loop {
             match self.pool.begin_with(begin.clone()).await {
@@ -168,13 +184,7 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let sessions = session_lock::keys(deliveries.iter().filter_map(|d| match &d.verdict {
-            Verdict::Accepted(event) => {
-                Some((i64::from(event.appid), event.room_session_id.to_string()))
-            }
-            _ => None,
-        }));
-        let mut tx = Write::new(self.begin(&sessions).await?);
+        let mut tx = Write::new(self.begin(&BatchLocks::of(deliveries)).await?);
         let outcomes = record(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(outcomes)
@@ -370,5 +380,31 @@ impl Store for PgStore {
             intervals,
         }
         .sorted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_begin_takes_session_then_group_locks_with_no_callback_text_in_it() {
+        let locks = BatchLocks {
+            sessions: vec![(-3, 4), (1, 2)],
+            groups: vec!["1\u{1f}9\u{1f}o'brien\u{1f}s".into()],
+        };
+        let sql = begin_write(&locks);
+        let sessions = sql
+            .find("(VALUES (-3, 4), (1, 2))")
+            .expect("session keys in order");
+        let groups = sql
+            .find(&format!(
+                "(VALUES ('{}'))",
+                hex::encode("1\u{1f}9\u{1f}o'brien\u{1f}s")
+            ))
+            .expect("group names as hex");
+        assert!(sql.starts_with(BEGIN_WRITE) && sessions < groups, "{sql}");
+        assert!(!sql.contains("brien"), "{sql}");
+        assert_eq!(begin_write(&BatchLocks::default()), BEGIN_WRITE);
     }
 }

@@ -73,15 +73,6 @@ impl WriteDialect for Postgres {
     const CONCURRENT_WRITERS: bool = true;
     const LEAST: &'static str = "LEAST";
 
-    // Serialises writers of one presence group across connections and
-    // replicas; a hash collision only makes two unrelated groups wait. An
-    // UNNEST yields its rows in array order, so the locks are taken in the
-    // caller's (sorted) order.
-    const LOCK_PRESENCE_GROUPS: Option<(&'static str, &'static str)> = Some((
-        "SELECT pg_advisory_xact_lock(hashtextextended(g.name, 0)) FROM (",
-        ") AS g (name)",
-    ));
-
     const LOCK_FOR_REBUILD: Option<&'static str> = Some(
         "LOCK TABLE events, room_sessions, presence_intervals, close_reason_hourly, deliveries
          IN SHARE ROW EXCLUSIVE MODE",

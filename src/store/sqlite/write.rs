@@ -44,9 +44,6 @@ impl WriteDialect for Sqlite {
     const CONCURRENT_WRITERS: bool = false;
     const LEAST: &'static str = "min";
 
-    // The single writer connection already serialises every transaction.
-    const LOCK_PRESENCE_GROUPS: Option<(&'static str, &'static str)> = None;
-
     // BEGIN IMMEDIATE already holds SQLite's one write lock.
     const LOCK_FOR_REBUILD: Option<&'static str> = None;
     const TEMP_TABLE_SUFFIX: &'static str = "";
