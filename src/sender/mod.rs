@@ -89,7 +89,7 @@ impl Sender {
             .map_err(|e| format!("{e}"))
             .and_then(|url| match url.scheme() {
                 "http" | "https" => Ok(url),
-                other => Err(format!("scheme {other}: is not http or https")),
+                other => Err(format!("its scheme is {other}, not http or https")),
             })
             .map_err(|why| format!("{base_url} is not a base URL: {why}"))?;
         Ok(Sender {

@@ -84,16 +84,22 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> ExpiredSession: FromRow<'r, DB::Row>,
 {
-    let mut expired: Vec<ExpiredSession> = sqlx::query_as::<DB, ExpiredSession>(EXPIRED_SESSIONS)
-        .bind(before)
-        .bind(batch)
-        .fetch_all(&mut *conn)
-        .await?;
-    if let Some(lock_session) = lock_session {
+    // Where every session chosen turned out recent once locked, choose
+    // again (those are no longer expired), so that 0 still means "none left".
+    let mut expired = loop {
+        let chosen: Vec<ExpiredSession> = sqlx::query_as::<DB, ExpiredSession>(EXPIRED_SESSIONS)
+            .bind(before)
+            .bind(batch)
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(lock_session) = lock_session else {
+            break chosen;
+        };
+        if chosen.is_empty() {
+            break chosen;
+        }
         let keys = advisory_locks::session_keys(
-            expired
-                .iter()
-                .map(|s| (s.appid, s.room_session_id.as_str())),
+            chosen.iter().map(|s| (s.appid, s.room_session_id.as_str())),
         );
         for (a, b) in keys {
             sqlx::query::<DB>(lock_session)
@@ -105,8 +111,8 @@ where
         // Each statement sees what committed before it began: a callback
         // stored while the purge waited for its lock counts now, and so
         // does a close it brought (for the rollup below).
-        let mut still = Vec::with_capacity(expired.len());
-        for session in &expired {
+        let mut still = Vec::with_capacity(chosen.len());
+        for session in &chosen {
             still.extend(
                 sqlx::query_as::<DB, ExpiredSession>(STILL_EXPIRED)
                     .bind(before)
@@ -116,8 +122,10 @@ where
                     .await?,
             );
         }
-        expired = still;
-    }
+        if !still.is_empty() {
+            break still;
+        }
+    };
     expired.sort_by(|a, b| (a.appid, &a.room_session_id).cmp(&(b.appid, &b.room_session_id)));
     // Table by table, so every session row is locked before any content.
     for statement in DELETE_SESSION {
