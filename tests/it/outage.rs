@@ -213,3 +213,66 @@ async fn purging_sessions_while_their_late_callbacks_arrive_neither_deadlocks_no
         "rows without a session: events {orphan_events:?}, intervals {orphan_intervals:?}"
     );
 }
+
+/// A callback whose session a purge holds (here: another connection holds
+/// the session's exclusive lock, as `purge --sessions` does) waits at most
+/// the timeout, is answered 503, and leaves nothing behind: the write
+/// connection it failed on serves the next batches, and the retry is
+/// stored once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_held_up_by_a_purge_is_503_and_its_retry_is_stored() {
+    let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
+    let post = |(kind, mut fields): Callback| {
+        fields.insert("appid".into(), serde_json::json!(1));
+        let app = &app;
+        async move {
+            let path = format!("/callbacks/{}", kind.as_str());
+            app.post(&path, json_body(&signed(fields))).await
+        }
+    };
+    // The session's key, computed here in SQL from its documented recipe
+    // (`store/advisory_locks.rs`): appid, then the first 4 bytes of the
+    // SHA-256 of the session id.
+    let mut purge = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    purge
+        .execute(
+            "SELECT pg_advisory_lock(1, ('x' || encode(substring(sha256('7'::bytea) FROM 1 FOR 4), 'hex'))::bit(32)::int4)",
+        )
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let (status, body) = post(close(7, T0 + 1_000, 1)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        ),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a 503, not a hang"
+    );
+    // Other sessions are stored meanwhile, on every write connection.
+    for n in 100..108 {
+        let (status, body) = post(create(n, T0 + n as i64)).await;
+        assert_eq!(
+            (status, &body["status"]),
+            (StatusCode::OK, &"stored".into())
+        );
+    }
+
+    purge
+        .execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    let (status, body) = post(close(7, T0 + 1_000, 1)).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &"stored".into())
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!((snapshot.sessions.len(), snapshot.events.len()), (9, 9));
+}

@@ -74,26 +74,36 @@ const BEGIN_WRITE: &str = "BEGIN;
     SET LOCAL enable_mergejoin = off;
     SET LOCAL enable_material = off";
 
-/// `BEGIN_WRITE`, then the batch's advisory locks (`store::advisory_locks`)
-/// in their order, still in the one round trip: each session's shared
-/// lock, then each presence group's. A simple query cannot take bind
-/// parameters, so the values are written into the text: session keys are
-/// integers, and a group's name goes as hex and is decoded by PostgreSQL,
-/// so no text of a callback is ever read as SQL. A VALUES list is scanned
-/// in its written order.
+/// The batch's advisory locks (`store::advisory_locks`) in their order,
+/// each session's shared lock, then each presence group's, and then
+/// `BEGIN_WRITE`: all one message, so one round trip.
+///
+/// The locks come *before* the BEGIN. The statements of one message run
+/// in one implicit transaction, which the BEGIN turns into the explicit
+/// one, so the locks are held until COMMIT; and a lock that fails (its
+/// wait outlasting `lock_timeout`) rolls the whole message back and leaves
+/// the connection idle. After a BEGIN, that failure would leave the
+/// connection inside an aborted transaction, and sqlx would put it back in
+/// the pool that way, failing every later batch on it (a test in
+/// `tests/it/outage.rs` holds a session's lock to check this).
+///
+/// A simple query cannot take bind parameters, so the values are written
+/// into the text: session keys are integers, and a group's name goes as
+/// hex and is decoded by PostgreSQL, so no text of a callback is ever read
+/// as SQL. A VALUES list is scanned in its written order.
 fn begin_write(locks: &BatchLocks) -> String {
-    let mut sql = String::from(BEGIN_WRITE);
+    let mut sql = String::new();
     if !locks.sessions.is_empty() {
-        sql.push_str(";\n    SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES ");
+        sql.push_str("SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES ");
         for (i, (a, b)) in locks.sessions.iter().enumerate() {
             let _ = write!(sql, "{}({a}, {b})", if i == 0 { "" } else { ", " });
         }
-        sql.push_str(") AS k (a, b)");
+        sql.push_str(") AS k (a, b);\n");
     }
     if !locks.groups.is_empty() {
         // The same key as hashing the name bound as text.
         sql.push_str(
-            ";\n    SELECT pg_advisory_xact_lock(hashtextextended(convert_from(decode(g.name, 'hex'), 'UTF8'), 0)) FROM (VALUES ",
+            "SELECT pg_advisory_xact_lock(hashtextextended(convert_from(decode(g.name, 'hex'), 'UTF8'), 0)) FROM (VALUES ",
         );
         for (i, name) in locks.groups.iter().enumerate() {
             let _ = write!(
@@ -103,16 +113,17 @@ fn begin_write(locks: &BatchLocks) -> String {
                 hex::encode(name)
             );
         }
-        sql.push_str(") AS g (name)");
+        sql.push_str(") AS g (name);\n");
     }
+    sql.push_str(BEGIN_WRITE);
     sql
 }
 
 impl PgStore {
-    /// A write transaction on a live connection, holding `locks`: a BEGIN that fails on a connection error (one that
-    /// died while idle, as after a database restart) is retried, once per
-    /// pooled connection at most, since nothing has been sent but the
-    /// BEGIN. sqlx closes the dead one.
+    /// A write transaction on a live connection, holding `locks`: a BEGIN
+    /// that fails on a connection error (one that died while idle, as after
+    /// a database restart) is retried, once per pooled connection at most,
+    /// since nothing has been sent but the BEGIN. sqlx closes the dead one.
     async fn begin(
         &self,
         locks: &BatchLocks,
@@ -388,7 +399,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_begin_takes_session_then_group_locks_with_no_callback_text_in_it() {
+    fn session_then_group_locks_then_the_begin_with_no_callback_text_in_them() {
         let locks = BatchLocks {
             sessions: vec![(-3, 4), (1, 2)],
             groups: vec!["1\u{1f}9\u{1f}o'brien\u{1f}s".into()],
@@ -403,7 +414,7 @@ mod tests {
                 hex::encode("1\u{1f}9\u{1f}o'brien\u{1f}s")
             ))
             .expect("group names as hex");
-        assert!(sql.starts_with(BEGIN_WRITE) && sessions < groups, "{sql}");
+        assert!(sql.ends_with(BEGIN_WRITE) && sessions < groups, "{sql}");
         assert!(!sql.contains("brien"), "{sql}");
         assert_eq!(begin_write(&BatchLocks::default()), BEGIN_WRITE);
     }
