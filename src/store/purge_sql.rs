@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::store::StoreError;
-use crate::store::advisory_locks;
 
 /// `$1` cut-off, `$2` batch size.
 pub const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN
@@ -18,24 +17,20 @@ pub const REPLAY_GUARD: &str =
     "DELETE FROM replay_guard WHERE (sent_timestamp, nonce, signature) IN
     (SELECT sent_timestamp, nonce, signature FROM replay_guard WHERE first_seen_at < $1 LIMIT $2)";
 
-/// Sessions none of whose events happened at or after the cut-off `$1`;
-/// at most `$2`. Found through the closed and the unclosed partial indexes.
-pub const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
+/// Whether session `s` is expired at the cut-off `$1`: closed (or, never
+/// closed, started) before it, and none of its events at or after it.
+pub const IS_EXPIRED: &str = "(s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
+      AND NOT EXISTS (SELECT 1 FROM events e
+                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)";
+
+/// At most `$2` sessions `IS_EXPIRED` at `$1`. Found through the closed
+/// and the unclosed partial indexes.
+const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
     FROM room_sessions s
     WHERE (s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
       AND NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)
     LIMIT $2";
-
-/// The `EXPIRED_SESSIONS` condition for one session, `$2` appid, `$3`
-/// room_session_id: asked again after its lock is held, in a fresh
-/// snapshot, since a callback of it may have been stored meanwhile.
-const STILL_EXPIRED: &str = "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
-    FROM room_sessions s
-    WHERE s.appid = $2 AND s.room_session_id = $3
-      AND (s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
-      AND NOT EXISTS (SELECT 1 FROM events e
-                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)";
 
 /// `$1` appid, `$2` room_session_id: one per table, the session row first
 /// (ingest's lock order).
@@ -54,78 +49,49 @@ const UNCOUNT_CLOSES: [&str; 2] = [
      WHERE appid = $1 AND hour_start = $2 AND close_reason = $3 AND closed_count <= 0",
 ];
 
-/// Deletes at most `batch` expired sessions (`EXPIRED_SESSIONS`) with
-/// their events and presence, and takes their closes out of the rollup, in
-/// the caller's transaction; returns how many.
+/// At most `batch` sessions none of whose events happened at or after
+/// `before` (`EXPIRED_SESSIONS`).
+pub async fn expired_sessions<DB>(
+    conn: &mut DB::Connection,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<Vec<ExpiredSession>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> ExpiredSession: FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as::<DB, ExpiredSession>(EXPIRED_SESSIONS)
+        .bind(before)
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Deletes these sessions with their events and presence, and takes their
+/// closes out of the rollup, in the caller's transaction; returns how many.
 ///
-/// Where ingest runs side by side (PostgreSQL), `lock_session` takes a
-/// session's exclusive lock (`store::advisory_locks`; `$1`, `$2` its key):
-/// all of them first, in key order, then each session is checked again.
 /// The row locks come in the order ingest takes them
 /// (`store::merge::SessionTouch`): every session row first, sorted, then
 /// the sessions' content, then the rollup rows, sorted; so a purge and a
 /// late callback of a purged session wait for each other rather than
-/// deadlock, and the callback is stored either before the purge looks
-/// again (and its session kept, if the callback made it recent) or after
-/// the purge, with its session row made again.
-pub async fn delete_expired_sessions<DB>(
+/// deadlock. (Where ingest runs side by side, PostgreSQL, the caller holds
+/// the sessions' advisory locks first: `store::advisory_locks`.)
+pub async fn delete_sessions<DB>(
     conn: &mut DB::Connection,
-    before: DateTime<Utc>,
-    batch: i64,
-    lock_session: Option<&str>,
+    mut expired: Vec<ExpiredSession>,
 ) -> Result<u64, StoreError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
-    for<'r> ExpiredSession: FromRow<'r, DB::Row>,
 {
-    // Where every session chosen turned out recent once locked, choose
-    // again (those are no longer expired), so that 0 still means "none left".
-    let mut expired = loop {
-        let chosen: Vec<ExpiredSession> = sqlx::query_as::<DB, ExpiredSession>(EXPIRED_SESSIONS)
-            .bind(before)
-            .bind(batch)
-            .fetch_all(&mut *conn)
-            .await?;
-        let Some(lock_session) = lock_session else {
-            break chosen;
-        };
-        if chosen.is_empty() {
-            break chosen;
-        }
-        let keys = advisory_locks::session_keys(
-            chosen.iter().map(|s| (s.appid, s.room_session_id.as_str())),
-        );
-        for (a, b) in keys {
-            sqlx::query::<DB>(lock_session)
-                .bind(a)
-                .bind(b)
-                .execute(&mut *conn)
-                .await?;
-        }
-        // Each statement sees what committed before it began: a callback
-        // stored while the purge waited for its lock counts now, and so
-        // does a close it brought (for the rollup below).
-        let mut still = Vec::with_capacity(chosen.len());
-        for session in &chosen {
-            still.extend(
-                sqlx::query_as::<DB, ExpiredSession>(STILL_EXPIRED)
-                    .bind(before)
-                    .bind(session.appid)
-                    .bind(session.room_session_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?,
-            );
-        }
-        if !still.is_empty() {
-            break still;
-        }
-    };
     expired.sort_by(|a, b| (a.appid, &a.room_session_id).cmp(&(b.appid, &b.room_session_id)));
     // Table by table, so every session row is locked before any content.
     for statement in DELETE_SESSION {
@@ -175,5 +141,15 @@ impl ExpiredSession {
             .duration_trunc(chrono::TimeDelta::hours(1))
             .ok()?;
         Some((hour, self.close_reason?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_sessions_are_chosen_by_the_condition_a_purge_checks_again() {
+        assert!(EXPIRED_SESSIONS.contains(&format!("WHERE {IS_EXPIRED}\n    LIMIT $2")));
     }
 }

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Column, PgPool, Postgres, Row, TypeInfo};
+use sqlx::{Column, PgConnection, PgPool, Postgres, Row, TypeInfo};
 
 use crate::domain::time::format_instant;
 
 use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
-use crate::store::advisory_locks::BatchLocks;
+use crate::store::advisory_locks::{self, BatchLocks};
 use crate::store::model::{
     AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
 };
-use crate::store::purge_sql;
+use crate::store::purge_sql::{self, ExpiredSession};
 use crate::store::query::{
     ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery,
     TimelineRow, in_participant_order, in_timeline_order,
@@ -117,6 +117,44 @@ fn begin_write(locks: &BatchLocks) -> String {
     }
     sql.push_str(BEGIN_WRITE);
     sql
+}
+
+/// Takes the exclusive advisory lock of each session `purge --sessions`
+/// chose (`store::advisory_locks`; ingest holds the shared ones while it
+/// writes), in key order, then returns those still expired: each
+/// statement sees what committed before it began, so a callback stored
+/// while the purge waited for its lock counts now, and so does a close it
+/// brought (for the rollup). Two statements for the whole batch.
+async fn lock_still_expired(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+    chosen: &[ExpiredSession],
+) -> Result<Vec<ExpiredSession>, StoreError> {
+    let keys =
+        advisory_locks::session_keys(chosen.iter().map(|s| (s.appid, s.room_session_id.as_str())));
+    let (a, b): (Vec<i32>, Vec<i32>) = keys.into_iter().unzip();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k.a, k.b) FROM unnest($1::int4[], $2::int4[]) AS k (a, b)",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&mut *conn)
+    .await?;
+    let appids: Vec<i64> = chosen.iter().map(|s| s.appid).collect();
+    let ids: Vec<&str> = chosen.iter().map(|s| s.room_session_id.as_str()).collect();
+    let still_expired = format!(
+        "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
+         FROM unnest($2::int8[], $3::text[]) AS c (appid, room_session_id)
+         JOIN room_sessions s ON s.appid = c.appid AND s.room_session_id = c.room_session_id
+         WHERE {}",
+        purge_sql::IS_EXPIRED
+    );
+    Ok(sqlx::query_as(&still_expired)
+        .bind(before)
+        .bind(appids)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 impl PgStore {
@@ -308,13 +346,18 @@ impl Store for PgStore {
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let purged = purge_sql::delete_expired_sessions::<Postgres>(
-            &mut tx,
-            before,
-            batch,
-            Some("SELECT pg_advisory_xact_lock($1, $2)"),
-        )
-        .await?;
+        // Where every session chosen turned out recent once locked, choose
+        // again (those are no longer expired), so that 0 still means "none left".
+        let purged = loop {
+            let chosen = purge_sql::expired_sessions::<Postgres>(&mut tx, before, batch).await?;
+            if chosen.is_empty() {
+                break 0;
+            }
+            let expired = lock_still_expired(&mut tx, before, &chosen).await?;
+            if !expired.is_empty() {
+                break purge_sql::delete_sessions::<Postgres>(&mut tx, expired).await?;
+            }
+        };
         tx.commit().await?;
         Ok(purged)
     }

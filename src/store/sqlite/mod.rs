@@ -315,9 +315,8 @@ impl Store for SqliteStore {
         self.writer
             .run(async |connection| {
                 let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-                let purged =
-                    purge_sql::delete_expired_sessions::<Sqlite>(&mut tx, before, batch, None)
-                        .await?;
+                let expired = purge_sql::expired_sessions::<Sqlite>(&mut tx, before, batch).await?;
+                let purged = purge_sql::delete_sessions::<Sqlite>(&mut tx, expired).await?;
                 tx.commit().await?;
                 Ok(purged)
             })
