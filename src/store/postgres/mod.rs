@@ -58,10 +58,10 @@ impl PgStore {
     }
 }
 
-/// Opens a write transaction, in the same round trip as the BEGIN, with
-/// plans pinned to index lookups (and, in `begin_write`, the batch's
-/// session locks). Every statement of the write path looks up
-/// a batch's keys; on a young table (before autovacuum's first ANALYZE) the
+/// Opens a write transaction with plans pinned to index lookups, the
+/// settings in the same round trip as the BEGIN (and the batch's advisory
+/// locks just before it: `begin_write`). Every statement of the write
+/// path looks up a batch's keys; on a young table (before autovacuum's first ANALYZE) the
 /// statistics make a scan of the whole table (or a hash join over one) look
 /// cheaper, and the generic plan a connection then caches keeps it as the
 /// table grows, so each batch gets slower than the last. These settings
