@@ -86,7 +86,7 @@ impl Sender {
     /// a path prefix); an error says why the URL cannot be one.
     pub fn new(base_url: &str, secret: &str) -> Result<Sender, String> {
         let base_url = reqwest::Url::parse(base_url)
-            .map_err(|e| format!("{e}"))
+            .map_err(|e| e.to_string())
             .and_then(|url| match url.scheme() {
                 "http" | "https" => Ok(url),
                 other => Err(format!("its scheme is {other}, not http or https")),

@@ -109,13 +109,10 @@ pub struct TimelineRow {
 /// both backends now order text the same way (by bytes, not PostgreSQL's
 /// collation).
 pub fn in_participant_order(rows: &mut [ParticipantRow]) {
-    rows.sort_by(|a, b| {
-        (a.login_at.or(a.logout_at), &a.user_account, &a.session_id).cmp(&(
-            b.login_at.or(b.logout_at),
-            &b.user_account,
-            &b.session_id,
-        ))
-    });
+    fn key(r: &ParticipantRow) -> (Option<DateTime<Utc>>, &str, &str) {
+        (r.login_at.or(r.logout_at), &r.user_account, &r.session_id)
+    }
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// Puts a session's events in ZEGO's time order; at equal times the create
@@ -130,14 +127,10 @@ pub fn in_timeline_order(rows: &mut [TimelineRow]) {
             _ => 3,
         }
     }
-    rows.sort_by(|a, b| {
-        (a.event_at, rank(&a.event), &a.user_account, &a.session_id).cmp(&(
-            b.event_at,
-            rank(&b.event),
-            &b.user_account,
-            &b.session_id,
-        ))
-    });
+    fn key(r: &TimelineRow) -> (DateTime<Utc>, u8, &Option<String>, &Option<String>) {
+        (r.event_at, rank(&r.event), &r.user_account, &r.session_id)
+    }
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 #[cfg(test)]

@@ -280,9 +280,10 @@ async fn store_events(
         let touch = touches
             .entry((c.appid, c.room_session_id.as_str()))
             .or_insert_with(|| SessionTouch::new(c));
-        match c.is_presence() {
-            true => touch.absorb_presence(c),
-            false => touch.absorb_lifecycle(c),
+        if c.is_presence() {
+            touch.absorb_presence(c);
+        } else {
+            touch.absorb_lifecycle(c);
         }
     }
     if !touches.is_empty() {

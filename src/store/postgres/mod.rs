@@ -94,26 +94,30 @@ const BEGIN_WRITE: &str = "BEGIN;
 fn begin_write(locks: &BatchLocks) -> String {
     let mut sql = String::new();
     if !locks.sessions.is_empty() {
-        sql.push_str("SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES ");
-        for (i, (a, b)) in locks.sessions.iter().enumerate() {
-            let _ = write!(sql, "{}({a}, {b})", if i == 0 { "" } else { ", " });
-        }
-        sql.push_str(") AS k (a, b);\n");
+        let keys: Vec<String> = locks
+            .sessions
+            .iter()
+            .map(|(a, b)| format!("({a}, {b})"))
+            .collect();
+        let keys = keys.join(", ");
+        let _ = writeln!(
+            sql,
+            "SELECT pg_advisory_xact_lock_shared(k.a, k.b) FROM (VALUES {keys}) AS k (a, b);"
+        );
     }
     if !locks.groups.is_empty() {
+        let names: Vec<String> = locks
+            .groups
+            .iter()
+            .map(|name| format!("('{}')", hex::encode(name)))
+            .collect();
+        let names = names.join(", ");
         // The same key as hashing the name bound as text.
-        sql.push_str(
-            "SELECT pg_advisory_xact_lock(hashtextextended(convert_from(decode(g.name, 'hex'), 'UTF8'), 0)) FROM (VALUES ",
+        let _ = writeln!(
+            sql,
+            "SELECT pg_advisory_xact_lock(hashtextextended(convert_from(decode(g.name, 'hex'), 'UTF8'), 0)) \
+             FROM (VALUES {names}) AS g (name);"
         );
-        for (i, name) in locks.groups.iter().enumerate() {
-            let _ = write!(
-                sql,
-                "{}('{}')",
-                if i == 0 { "" } else { ", " },
-                hex::encode(name)
-            );
-        }
-        sql.push_str(") AS g (name);\n");
     }
     sql.push_str(BEGIN_WRITE);
     sql
@@ -177,6 +181,24 @@ impl PgStore {
                 result => return result,
             }
         }
+    }
+}
+
+impl PgStore {
+    /// One of `purge_sql`'s batch deletes (`$1` cut-off, `$2` batch size);
+    /// how many rows it deleted.
+    async fn delete_batch(
+        &self,
+        statement: &'static str,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(statement)
+            .bind(before)
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -323,12 +345,8 @@ impl Store for PgStore {
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(purge_sql::DELIVERIES)
-            .bind(before)
-            .bind(batch)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.delete_batch(purge_sql::DELIVERIES, before, batch)
+            .await
     }
 
     async fn purge_replay_guard(
@@ -336,12 +354,8 @@ impl Store for PgStore {
         before: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(purge_sql::REPLAY_GUARD)
-            .bind(before)
-            .bind(batch)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.delete_batch(purge_sql::REPLAY_GUARD, before, batch)
+            .await
     }
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {

@@ -94,6 +94,28 @@ fn stored_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Internal(sqlx::Error::Decode(Box::new(e))))
 }
 
+impl SqliteStore {
+    /// One of `purge_sql`'s batch deletes (`$1` cut-off, `$2` batch size)
+    /// on the write connection; how many rows it deleted.
+    async fn delete_batch(
+        &self,
+        statement: &'static str,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .run(async |connection| {
+                let done = sqlx::query(statement)
+                    .bind(before)
+                    .bind(batch)
+                    .execute(connection)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -282,15 +304,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_deliveries(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(async |connection| {
-                let done = sqlx::query(purge_sql::DELIVERIES)
-                    .bind(before)
-                    .bind(batch)
-                    .execute(connection)
-                    .await?;
-                Ok(done.rows_affected())
-            })
+        self.delete_batch(purge_sql::DELIVERIES, before, batch)
             .await
     }
 
@@ -299,15 +313,7 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        self.writer
-            .run(async |connection| {
-                let done = sqlx::query(purge_sql::REPLAY_GUARD)
-                    .bind(before)
-                    .bind(batch)
-                    .execute(connection)
-                    .await?;
-                Ok(done.rows_affected())
-            })
+        self.delete_batch(purge_sql::REPLAY_GUARD, before, batch)
             .await
     }
 
