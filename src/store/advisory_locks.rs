@@ -18,7 +18,7 @@
 //! holds a shared lock per session it writes (shared locks never wait for
 //! each other), and a purge takes the exclusive one for each session it
 //! chose, then checks again which are still expired before it deletes
-//! anything (`purge_sql::delete_expired_sessions`). Ingest that comes later
+//! anything (`postgres::lock_still_expired`). Ingest that comes later
 //! waits for the purge to commit, then creates the session row again.
 //!
 //! Every transaction takes them in one order: sessions by key, then groups
