@@ -11,11 +11,15 @@
 # References measured in the same run, from a temporary copy of
 # ANCHORS (../shared/bench-anchors, never written to): pgbench with
 # c_event_plus_delivery.sql at 32 and at 64 clients, and the naive Node.js
-# peer (npm ci in the copy) under `wrk -t1 -c64 -d10s --latency -s peer_unique.lua`.
+# peer (npm ci in the copy) under `wrk -t1 -c64 -d10s --latency -s peer_unique.lua`,
+# and, for the like-for-like comparison with the peer, our service under the
+# same wrk command replaying requests from `send --write-requests`
+# (bench/wrk-replay.lua).
 #
 # After every run of our service the database is checked against the
 # sender's JSON summary: events rows = callbacks answered 2xx "stored", no
-# two events with one identity, deliveries rows = requests answered. A failed
+# two events with one identity, deliveries rows = requests answered (after
+# the wrk run: against wrk's count of 2xx answers, each a new callback). A failed
 # check makes the script exit 1; a missed performance target does not
 # (BENCH_STRICT=1 makes it).
 #
@@ -123,6 +127,13 @@ else
 fi
 
 # --- references: the Node.js peer under wrk -----------------------------------
+# wrk's report: requests/s, p99 in ms, non-2xx answers, requests completed,
+# socket errors (connect, read, write, timeout added up).
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' <<<"$1"; }
+wrk_p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$1"; }
+wrk_non2xx() { awk '/Non-2xx/ {n=$NF} END {print n+0}' <<<"$1"; }
+wrk_requests() { awk '/requests in/ {print $1}' <<<"$1"; }
+wrk_socket_errors() { awk '/Socket errors/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' <<<"$1" | tail -n 1; }
 PEER_RPS=""; PEER_P99=""; PEER_NOTE=""
 WRK_VERSION="not installed"
 if [ "$SMOKE" = 1 ]; then
@@ -155,9 +166,8 @@ else
       log "$cmd"; note_cmd "(cd \$TMP && PORT=$peer_port DATABASE_URL=$PG/$ANCHOR_DB node server.js &); $cmd"
       out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
       kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=""
-      PEER_RPS=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-      PEER_P99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' <<<"$out")
-      non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); errors=$(grep -m1 'Socket errors' <<<"$out" || true)
+      PEER_RPS=$(wrk_rps "$out"); PEER_P99=$(wrk_p99 "$out")
+      non2xx=$(wrk_non2xx "$out"); errors=$(grep -m1 'Socket errors' <<<"$out" || true)
       rows=$(psql -tA "$PG/$ANCHOR_DB" -c 'SELECT count(*) FROM room_close_events' 2>/dev/null || echo "?")
       detail "Node peer (express + pg, POOL_SIZE 10) under wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s: ${PEER_RPS:-failed} req/s, p99 ${PEER_P99:-?} ms, non-2xx ${non2xx:-0}${errors:+, $errors}; $rows rows stored"
       [ -n "$PEER_RPS" ] || PEER_NOTE="wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
@@ -196,15 +206,11 @@ sql() { # kind (pg|sqlite), target (db name or file), query
   if [ "$1" = pg ]; then psql -tA "$PG/$2" -c "$3"; else sqlite3 "$2" "$3"; fi
 }
 
-check_db() { # label, kind, target, summary json
-  local label=$1 kind=$2 target=$3 json=$4
-  local stored answered slack events dupes deliveries del_stored verdict=pass why=""
-  stored=$(jget "$json" "s['outcomes'].get('stored', 0)")
-  # Answers the server archives: all but 503 (storage unavailable: nothing is
-  # archived) and 413 (refused before reading). Requests without a usable
-  # answer (none, 503) may or may not have been committed: that is the slack.
-  answered=$(jget "$json" "sum(v for k, v in s['status'].items() if k not in ('none', '503', '413'))")
-  slack=$(jget "$json" "s['status'].get('none', 0) + s['status'].get('503', 0) + (s['requests'] - s['callbacks'])")
+check_db() { # label, kind, target, stored answers, requests answered, slack
+  # Requests without a usable answer may or may not have been committed:
+  # that is the slack, by which events and deliveries may exceed the answers.
+  local label=$1 kind=$2 target=$3 stored=$4 answered=$5 slack=$6
+  local events dupes deliveries del_stored verdict=pass why=""
   events=$(sql "$kind" "$target" "SELECT count(*) FROM events")
   dupes=$(sql "$kind" "$target" "SELECT count(*) FROM (SELECT 1 FROM events GROUP BY event, appid, room_session_id, user_account, session_id, event_at HAVING count(*) > 1) d")
   deliveries=$(sql "$kind" "$target" "SELECT count(*) FROM deliveries")
@@ -238,7 +244,50 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
   fi
   detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB"
   eval "RSS_${key}=$HWM_KIB"
-  check_db "$label" "$kind" "$target" "$json"
+  # Answers the server archives: all but 503 (storage unavailable: nothing
+  # is archived) and 413 (refused before reading). No answer or a 503: slack.
+  check_db "$label" "$kind" "$target" \
+    "$(jget "$json" "s['outcomes'].get('stored', 0)")" \
+    "$(jget "$json" "sum(v for k, v in s['status'].items() if k not in ('none', '503', '413'))")" \
+    "$(jget "$json" "s['status'].get('none', 0) + s['status'].get('503', 0) + (s['requests'] - s['callbacks'])")"
+}
+
+# Our service under the client the Node.js peer is measured with: the same
+# kind of sessions, written signed to a file by `send --write-requests`
+# (enough for 40,000/s) and replayed once each by wrk (bench/wrk-replay.lua).
+# `send` costs the shared cores more CPU per request than wrk does, so this
+# is the like-for-like comparison with the peer. Every request is a new
+# callback, so every 2xx is a stored one; requests still in flight when wrk
+# stops (up to one per connection) are committed but not counted: slack.
+WRK_RPS=""; WRK_P99=""; WRK_NOTE=""
+run_ours_wrk() { # key, label, db url, check target
+  local key=$1 label=$2 url=$3 target=$4 secs=${DURATION%s}
+  if ! command -v wrk >/dev/null; then WRK_NOTE="skipped: wrk not installed"; detail "$label: $WRK_NOTE"; return; fi
+  if ! [[ $secs =~ ^[0-9]+$ ]]; then WRK_NOTE="skipped: DURATION $DURATION is not whole seconds (Ns)"; detail "$label: $WRK_NOTE"; return; fi
+  local sessions=$(( 40000 * secs / (2 + 2 * USERS) + 1 )) file=$WORK/$key.requests
+  start_server "$url" true
+  log "$label: send --write-requests ($sessions sessions), then wrk"
+  if ! "$BIN" send --url "http://127.0.0.1:$PORT" --users "$USERS" --concurrency "$CLIENTS" \
+      --sessions "$sessions" --write-requests "$file" >"$WORK/$key.gen" 2>&1; then
+    stop_server; CHECK_FAILED=1; detail "$label: send --write-requests failed: $(tail -n 1 "$WORK/$key.gen")"; return
+  fi
+  local cmd="wrk -t1 -c$CLIENTS -d${secs}s --latency -s bench/wrk-replay.lua http://127.0.0.1:PORT -- FILE"
+  note_cmd "zego-room-tracker send --url http://127.0.0.1:PORT --users $USERS --concurrency $CLIENTS --sessions $sessions --write-requests FILE"
+  note_cmd "$cmd"
+  local out
+  out=$(wrk -t1 -c"$CLIENTS" -d"${secs}s" --latency -s "$ROOT/bench/wrk-replay.lua" "http://127.0.0.1:$PORT" -- "$file" 2>&1) || true
+  stop_server
+  rm -f "$file"
+  WRK_RPS=$(wrk_rps "$out"); WRK_P99=$(wrk_p99 "$out")
+  local requests non2xx errors
+  requests=$(wrk_requests "$out"); non2xx=$(wrk_non2xx "$out"); errors=$(wrk_socket_errors "$out")
+  if [ -z "$WRK_RPS" ] || [ -z "$requests" ]; then
+    CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
+  fi
+  detail "$label: $requests requests, ${WRK_RPS} req/s, p99 ${WRK_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB"
+  eval "RSS_${key}=$HWM_KIB"
+  local ok2xx=$(( requests - non2xx ))
+  check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
 }
 rps() { jget "$WORK/$1.json" "round(s['requests_per_sec'])" 2>/dev/null || echo ""; }
 
@@ -247,6 +296,9 @@ fresh_pg ${DBP}_pg_gc
 run_ours pg_gc "PostgreSQL, GROUP_COMMIT=true, $CLIENTS clients" pg "$PG/${DBP}_pg_gc" ${DBP}_pg_gc true "${LOAD[@]}"
 fresh_pg ${DBP}_pg_nogc
 run_ours pg_nogc "PostgreSQL, GROUP_COMMIT=false, $CLIENTS clients" pg "$PG/${DBP}_pg_nogc" ${DBP}_pg_nogc false "${LOAD[@]}"
+
+fresh_pg ${DBP}_pg_wrk
+run_ours_wrk pg_wrk "PostgreSQL, GROUP_COMMIT=true, wrk -c$CLIENTS replaying send --write-requests" "$PG/${DBP}_pg_wrk" ${DBP}_pg_wrk
 
 MAX_RATE=$(rps pg_gc); HALF=""
 if [ -n "$MAX_RATE" ] && [ "$MAX_RATE" -gt 1 ]; then
@@ -314,6 +366,12 @@ if [ -n "$P" ] && [ -n "$PEER_RPS" ]; then
 else
   rows+=("| PostgreSQL ingest, $CLIENTS clients, vs Node.js peer | ≥ 3× | ${P:-?}/s; peer ${PEER_NOTE:-not measured} | n/a |")
 fi
+if [ -n "$WRK_RPS" ] && [ -n "$PEER_RPS" ]; then
+  r=$(ratio "$WRK_RPS" "$PEER_RPS")
+  rows+=("| the same, both driven by wrk -c$CLIENTS (the peer's client) | ≥ 3× | $(printf '%.0f' "$WRK_RPS")/s = ${r}× of $(printf '%.0f' "$PEER_RPS") req/s (p99 ${WRK_P99:-?} ms against the peer's ${PEER_P99:-?} ms) | $(ok "$r >= 3.0") |")
+elif [ -n "$WRK_RPS" ]; then
+  rows+=("| context: PostgreSQL ingest driven by wrk -c$CLIENTS | — | $(printf '%.0f' "$WRK_RPS")/s, p99 ${WRK_P99:-?} ms; peer ${PEER_NOTE:-not measured} | — |")
+fi
 if [ -f "$WORK/pg_rate.json" ]; then
   p99=$(jget "$WORK/pg_rate.json" "round(s['latency_ms']['p99'], 1)")
   p99s=$(jget "$WORK/pg_rate.json" "round(s['latency_from_schedule_ms']['p99'], 1)")
@@ -329,7 +387,7 @@ if [ -n "$H" ] && [ -n "$P" ]; then
   rows+=("| hot room ($HOT_USERS users, $CLIENTS in flight) vs spread-out rate | within 2× (≥ 0.5×) | $H/s vs $P/s = ${r}× | $(ok "$r >= 0.5") |")
 fi
 hwm=${RSS_pg_gc:-0}
-for k in pg_nogc pg_rate pg_hot sq_gc sq_nogc; do v=$(eval "echo \${RSS_$k:-0}"); [ "$v" -gt "$hwm" ] && hwm=$v; done
+for k in pg_wrk pg_nogc pg_rate pg_hot sq_gc sq_nogc; do v=$(eval "echo \${RSS_$k:-0}"); [ "$v" -gt "$hwm" ] && hwm=$v; done
 rows+=("| server resident memory peak under full load (VmHWM, max over all runs) | ≤ 64 MiB | $(calc "round($hwm / 1024, 1)") MiB (PostgreSQL GROUP_COMMIT=true run: $(calc "round(${RSS_pg_gc:-0} / 1024, 1)") MiB) | $(ok "$hwm > 0 and $hwm <= 65536") |")
 if [ -n "$START_PG" ]; then
   m=${START_PG%% *}; ms=${START_SQ%% *}
@@ -346,7 +404,7 @@ echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); took ${ELAPSED} s; $BUILD"
 echo "- machine: $(nproc) cores, $CPU, $MEM memory; server, database and load generator share them"
 echo "- versions: $(rustc --version), PostgreSQL $PG_VERSION (default settings), $(pgbench --version 2>/dev/null || echo 'pgbench missing'), node $(node --version 2>/dev/null || echo missing), $WRK_VERSION, $(sqlite3 --version 2>/dev/null | cut -d' ' -f1 | sed 's/^/SQLite CLI /')"
-echo "- load: zego-room-tracker send, sessions of 1 create + $USERS logins + $USERS logouts + 1 close (unique, signed, fresh nonce each, in order), no retries, $DURATION per run, server with RUST_LOG=warn"
+echo "- load: zego-room-tracker send (and, where named, wrk replaying its requests), sessions of 1 create + $USERS logins + $USERS logouts + 1 close (unique, signed, fresh nonce each, in order), no retries, $DURATION per run, server with RUST_LOG=warn"
 echo
 echo "| figure | target | result | pass/fail |"
 echo "|---|---|---|---|"

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::sender::load::{self, Summary};
 use crate::sender::traffic::{self, Plan};
-use crate::sender::{Callback, Encoding, Sender};
+use crate::sender::{Callback, Encoding, Sender, request_file};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -97,6 +97,15 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE")]
     summary_json: Option<std::path::PathBuf>,
 
+    /// Write the generated sessions' callbacks to this file, signed now,
+    /// instead of sending them: one request per line, `PATH<TAB>CONTENT-TYPE<TAB>BODY`,
+    /// in the order `--concurrency` sessions in flight would send them, for
+    /// another HTTP client to replay (`bench/wrk-replay.lua`) within the
+    /// server's TIMESTAMP_TOLERANCE_SECS. Needs `--sessions`.
+    #[arg(long, value_name = "FILE", requires = "sessions",
+          conflicts_with_all = ["duration", "rate", "hot_room", "file"])]
+    write_requests: Option<std::path::PathBuf>,
+
     /// appid of generated sessions.
     #[arg(long, default_value_t = 1)]
     appid: u32,
@@ -128,7 +137,9 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
     if args.rate.is_some() && args.sessions.is_none() && args.duration.is_none() {
         return Err("--rate needs --duration or --sessions: how long to keep sending".into());
     }
-    if args.sessions.is_some() || args.duration.is_some() || args.hot_room {
+    if let Some(path) = &args.write_requests {
+        write_requests(&sender, &args, path)
+    } else if args.sessions.is_some() || args.duration.is_some() || args.hot_room {
         generate(sender, &args).await
     } else {
         let callbacks = match &args.file {
@@ -194,9 +205,9 @@ async fn send_listed(sender: &Sender, callbacks: &[Callback]) -> Result<(), Stri
     }
 }
 
-/// Generated traffic: progress on stderr every second, a summary at the end.
-async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
-    let plan = Arc::new(Plan {
+/// What `--sessions`, `--users`, … ask to generate, with room ids unique to this run.
+fn plan(args: &SendArgs) -> Plan {
+    Plan {
         appid: args.appid,
         users: args.users,
         shuffle: args.shuffle,
@@ -206,7 +217,32 @@ async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
             chrono::Utc::now().format("%Y%m%dT%H%M%S"),
             rand::random::<u16>()
         ),
-    });
+    }
+}
+
+/// `--write-requests`: the generated sessions to a file instead of the service.
+fn write_requests(sender: &Sender, args: &SendArgs, path: &std::path::Path) -> Result<(), String> {
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let file = std::fs::File::create(path).map_err(cannot)?;
+    let sessions = args.sessions.expect("clap requires --sessions");
+    let written = request_file::write(
+        &mut std::io::BufWriter::new(file),
+        sender,
+        &plan(args),
+        sessions,
+        args.concurrency,
+    )
+    .map_err(cannot)?;
+    println!(
+        "{written} requests of {sessions} sessions written to {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Generated traffic: progress on stderr every second, a summary at the end.
+async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
+    let plan = Arc::new(plan(args));
     let sender = Arc::new(sender);
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -3,6 +3,7 @@
 //! anyone testing a deployment.
 
 pub mod load;
+pub mod request_file;
 pub mod traffic;
 
 use std::time::{Duration, Instant};
@@ -118,18 +119,24 @@ impl Sender {
         url
     }
 
+    /// One attempt at `callback`: its URL, and its body, signed now with a
+    /// fresh timestamp and nonce, with the body's Content-Type.
+    pub fn prepare(&self, callback: &Callback) -> (reqwest::Url, String, &'static str) {
+        let (body, content_type) = encode(&sign(&callback.fields, &self.secret), self.encoding);
+        (self.url_for(&callback.event), body, content_type)
+    }
+
     /// Sends `callback`, re-signed with a fresh timestamp and nonce on every
     /// attempt, retrying on transport errors and non-2xx answers.
     pub async fn send(&self, callback: &Callback) -> Sent {
-        let url = self.url_for(&callback.event);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (body, content_type) = encode(&sign(&callback.fields, &self.secret), self.encoding);
+            let (url, body, content_type) = self.prepare(callback);
             let started = Instant::now();
             let result = self
                 .client
-                .post(url.clone())
+                .post(url)
                 .header("content-type", content_type)
                 .body(body)
                 .send()

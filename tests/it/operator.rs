@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zego_room_tracker::ingest::{self, RawCallback};
 use zego_room_tracker::reports::{REPORTS, Report, ReportParams, ReportTable};
 use zego_room_tracker::retention;
-use zego_room_tracker::sender::{Sender, traffic};
+use zego_room_tracker::sender::{Sender, request_file, traffic};
 use zego_room_tracker::store::{Backend, Store};
 
 use crate::support::callbacks::*;
@@ -179,6 +180,67 @@ async fn send_stores_what_it_sent(backend: Backend) {
             .iter()
             .all(|s| s.closed_at.is_some() && s.created_at.is_some())
     );
+}
+
+/// `send --write-requests`: every line of the file, posted as written (by
+/// a few connections at once, as the benchmark's wrk does), is a callback
+/// the server stores.
+async fn a_written_request_file_replays_as_new_callbacks(backend: Backend) {
+    use futures_util::StreamExt;
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut sender = Sender::new(&format!("http://{}", app.addr), SECRET).unwrap();
+    let plan = traffic::Plan {
+        appid: 11,
+        users: 3,
+        shuffle: false,
+        duplicates: 0.0,
+        run_id: "file".into(),
+    };
+    let mut file = Vec::new();
+    for encoding in [Encoding::Json, Encoding::Form] {
+        sender.encoding = encoding;
+        let mut plan = plan.clone();
+        plan.run_id = format!("file-{encoding:?}");
+        request_file::write(&mut file, &sender, &plan, 4, 4).unwrap();
+    }
+    let file = String::from_utf8(file).unwrap();
+    let outcomes: Vec<(StatusCode, Value)> = futures_util::stream::iter(file.lines())
+        .map(|line| {
+            let [path, content_type, body] = line.splitn(3, '\t').collect::<Vec<_>>()[..] else {
+                panic!("not three fields: {line}");
+            };
+            let body = Encoded {
+                bytes: body.as_bytes().to_vec(),
+                content_type: if content_type == "application/json" {
+                    "application/json"
+                } else {
+                    "application/x-www-form-urlencoded"
+                },
+            };
+            let app = &app;
+            async move { app.post(path, body).await }
+        })
+        .buffered(4)
+        .collect()
+        .await;
+    assert_eq!(outcomes.len(), 2 * 4 * (2 + 2 * 3));
+    for (status, answer) in &outcomes {
+        assert_eq!(
+            (status.as_u16(), &answer["status"]),
+            (200, &json!("stored"))
+        );
+    }
+    let snapshot = app.store.app_snapshot(11).await.unwrap();
+    assert_eq!(
+        (
+            snapshot.events.len(),
+            snapshot.sessions.len(),
+            snapshot.intervals.len()
+        ),
+        (64, 8, 24)
+    );
+    assert!(snapshot.sessions.iter().all(|s| s.closed_at.is_some()));
+    assert!(snapshot.intervals.iter().all(|i| i.duration_ms.is_some()));
 }
 
 /// ZEGO's retry schedule (shortened) carries a callback over an outage.
@@ -422,6 +484,7 @@ conformance!(
     rebuild_restores_derived_state_from_the_archive,
     each_report_gives_known_rows,
     send_stores_what_it_sent,
+    a_written_request_file_replays_as_new_callbacks,
     import_twice_stores_once,
     purge_removes_exactly_what_is_older_than_the_cutoff,
 );
