@@ -6,7 +6,8 @@
 #   scripts/api-fuzz.sh            (MAX_EXAMPLES=100 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v st >/dev/null || pip install -q schemathesis
+# Pinned: the flags below are this version's.
+command -v st >/dev/null || pip install -q --root-user-action=ignore 'schemathesis==4.32.5'
 BIN=${BIN:-target/release/zego-room-tracker}
 [ "$BIN" = target/release/zego-room-tracker ] && cargo build --release -q
 PORT=${PORT:-18095}
