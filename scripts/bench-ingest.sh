@@ -8,7 +8,9 @@
 # Load: `zego-room-tracker send` (unique, signed callbacks, fresh nonce each;
 # per session one create, USERS logins, USERS logouts, one close, in order),
 # no retries, on the same machine as the server and the database.
-# References measured in the same run, from a temporary copy of
+# References measured in the same run, in ROUNDS rounds (3; smoke 1) of
+# pgbench, the Node.js peer and our service one after the other, the
+# table taking the median of each; from a temporary copy of
 # ANCHORS (../shared/bench-anchors, never written to): pgbench with
 # c_event_plus_delivery.sql at 32 and at 64 clients, and the naive Node.js
 # peer (npm ci in the copy) under `wrk -t1 -c64 -d10s --latency -s peer_unique.lua`,
@@ -29,6 +31,7 @@
 #                                      or npm (the Node peer is skipped)
 # Settings (env): PG (postgres://postgres@127.0.0.1:5432), CLIENTS (64), USERS (4),
 # DURATION (10s; smoke 2s), HOT_USERS (5000; smoke 200), STARTUP_RUNS (7; smoke 3),
+# ROUNDS (3; smoke 1),
 # ANCHORS, BIN (skip the build and use this binary), BENCH_STRICT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,10 +44,10 @@ CLIENTS=${CLIENTS:-64}
 USERS=${USERS:-4}
 if [ "$SMOKE" = 1 ]; then
   DURATION=${DURATION:-2s}; HOT_USERS=${HOT_USERS:-200}; STARTUP_RUNS=${STARTUP_RUNS:-3}
-  ANCHOR_SECS=${ANCHOR_SECS:-2}
+  ANCHOR_SECS=${ANCHOR_SECS:-2}; ROUNDS=${ROUNDS:-1}
 else
   DURATION=${DURATION:-10s}; HOT_USERS=${HOT_USERS:-5000}; STARTUP_RUNS=${STARTUP_RUNS:-7}
-  ANCHOR_SECS=${ANCHOR_SECS:-10}
+  ANCHOR_SECS=${ANCHOR_SECS:-10}; ROUNDS=${ROUNDS:-3}
 fi
 ANCHORS=$(realpath -m "${ANCHORS:-$ROOT/../shared/bench-anchors}")
 DBP=zrt_bench_ingest # prefix of every database this script creates (and drops)
@@ -95,38 +98,32 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 PG_VERSION=$(psql -tA "$PG/postgres" -c 'SHOW server_version' 2>/dev/null || echo "not reachable")
 
-# --- references: pgbench -----------------------------------------------------
+# --- references: pgbench and the Node.js peer ----------------------------------
+# Set up here, measured in the rounds below, side by side with our service.
 ANCHOR_COPY=$WORK/anchors
-PGB32=""; PGB64=""; CEILING=""; CEILING_FROM=""
 ANCHOR_DB=${DBP}_anchor
+PGBENCH_NOTE=""
 if [ -f "$ANCHORS/c_event_plus_delivery.sql" ]; then
   mkdir -p "$ANCHOR_COPY"; cp -r "$ANCHORS"/. "$ANCHOR_COPY"/; chmod -R u+w "$ANCHOR_COPY"
 fi
 if [ -f "$ANCHOR_COPY/c_event_plus_delivery.sql" ] && command -v pgbench >/dev/null; then
   fresh_pg "$ANCHOR_DB"
-  for c in 32 64; do
-    psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
-    cmd="pgbench -n -M prepared -f c_event_plus_delivery.sql -c $c -j 2 -T $ANCHOR_SECS -h 127.0.0.1 -U postgres $ANCHOR_DB"
-    log "$cmd"; note_cmd "$cmd"
-    out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
-    tps=$(sed -n 's/^tps = \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
-    lat=$(sed -n 's/^latency average = \(.*\)$/\1/p' <<<"$out")
-    detail "pgbench c_event_plus_delivery.sql, $c clients, $ANCHOR_SECS s: ${tps:-failed} commits/s (latency average ${lat:-?})"
-    if [ "$c" = 32 ]; then PGB32=$tps; else PGB64=$tps; fi
-  done
-  # The ceiling is the better of the two client counts (the stricter comparison).
-  if [ -n "$PGB32" ] || [ -n "$PGB64" ]; then
-    if python3 -c "import sys; sys.exit(0 if float('${PGB64:-0}') > float('${PGB32:-0}') else 1)"; then
-      CEILING=$PGB64; CEILING_FROM="c=64"
-    else
-      CEILING=$PGB32; CEILING_FROM="c=32"
-    fi
-  fi
 else
-  detail "pgbench anchor skipped: pgbench or $ANCHORS/c_event_plus_delivery.sql missing"
+  PGBENCH_NOTE="skipped: pgbench or $ANCHORS/c_event_plus_delivery.sql missing"
+  detail "pgbench anchor $PGBENCH_NOTE"
 fi
+PGB_TPS=""
+pgbench_run() { # clients, round; sets PGB_TPS (commits/s, empty if it failed)
+  local c=$1 round=$2 out lat
+  psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
+  local cmd="pgbench -n -M prepared -f c_event_plus_delivery.sql -c $c -j 2 -T $ANCHOR_SECS -h 127.0.0.1 -U postgres $ANCHOR_DB"
+  log "round $round: $cmd"; [ "$round" != 1 ] || note_cmd "$cmd"
+  out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
+  PGB_TPS=$(sed -n 's/^tps = \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+  lat=$(sed -n 's/^latency average = \(.*\)$/\1/p' <<<"$out")
+  detail "round $round: pgbench c_event_plus_delivery.sql, $c clients, $ANCHOR_SECS s: ${PGB_TPS:-failed} commits/s (latency average ${lat:-?})"
+}
 
-# --- references: the Node.js peer under wrk -----------------------------------
 # wrk's report: requests/s, p99 in ms, non-2xx answers, requests completed,
 # socket errors (connect, read, write, timeout added up).
 wrk_rps() { awk '/^Requests\/sec:/ {print $2}' <<<"$1"; }
@@ -134,7 +131,7 @@ wrk_p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} el
 wrk_non2xx() { awk '/Non-2xx/ {n=$NF} END {print n+0}' <<<"$1"; }
 wrk_requests() { awk '/requests in/ {print $1}' <<<"$1"; }
 wrk_socket_errors() { awk '/Socket errors/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' <<<"$1" | tail -n 1; }
-PEER_RPS=""; PEER_P99=""; PEER_NOTE=""
+PEER_NOTE=""; PEER_READY=""
 WRK_VERSION="not installed"
 if [ "$SMOKE" = 1 ]; then
   PEER_NOTE="skipped in smoke mode (no npm ci, no apt-get)"
@@ -154,30 +151,37 @@ else
   else
     log "npm ci in a temporary copy of the anchors"
     note_cmd "cp -r $ANCHORS \$TMP && cd \$TMP && npm ci --no-audit --no-fund"
-    if ! (cd "$ANCHOR_COPY" && npm ci --no-audit --no-fund >"$WORK/npm.log" 2>&1); then
-      PEER_NOTE="skipped: npm ci failed: $(tail -n 3 "$WORK/npm.log" | tr '\n' ' ')"
+    if (cd "$ANCHOR_COPY" && npm ci --no-audit --no-fund >"$WORK/npm.log" 2>&1); then
+      PEER_READY=1
     else
-      psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
-      peer_port=$(free_port)
-      (cd "$ANCHOR_COPY" && PORT=$peer_port DATABASE_URL="$PG/$ANCHOR_DB" exec node server.js) >"$WORK/peer.log" 2>&1 &
-      PEER_PID=$!
-      for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$peer_port/" && break; sleep 0.05; done
-      cmd="wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s --latency -s peer_unique.lua http://127.0.0.1:$peer_port"
-      log "$cmd"; note_cmd "(cd \$TMP && PORT=$peer_port DATABASE_URL=$PG/$ANCHOR_DB node server.js &); $cmd"
-      out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
-      kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=""
-      PEER_RPS=$(wrk_rps "$out"); PEER_P99=$(wrk_p99 "$out")
-      non2xx=$(wrk_non2xx "$out"); errors=$(grep -m1 'Socket errors' <<<"$out" || true)
-      rows=$(psql -tA "$PG/$ANCHOR_DB" -c 'SELECT count(*) FROM room_close_events' 2>/dev/null || echo "?")
-      detail "Node peer (express + pg, POOL_SIZE 10) under wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s: ${PEER_RPS:-failed} req/s, p99 ${PEER_P99:-?} ms, non-2xx ${non2xx:-0}${errors:+, $errors}; $rows rows stored"
-      [ -n "$PEER_RPS" ] || PEER_NOTE="wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+      PEER_NOTE="skipped: npm ci failed: $(tail -n 3 "$WORK/npm.log" | tr '\n' ' ')"
     fi
   fi
 fi
 if command -v wrk >/dev/null; then WRK_VERSION=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}'); fi
 if [ -n "$PEER_NOTE" ]; then detail "Node peer: $PEER_NOTE"; fi
+PEER_RUN_RPS=""; PEER_RUN_P99=""
+peer_run() { # round; sets PEER_RUN_RPS and PEER_RUN_P99 (empty if it failed)
+  local round=$1 out non2xx errors rows peer_port
+  psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
+  peer_port=$(free_port)
+  (cd "$ANCHOR_COPY" && PORT=$peer_port DATABASE_URL="$PG/$ANCHOR_DB" exec node server.js) >"$WORK/peer.log" 2>&1 &
+  PEER_PID=$!
+  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$peer_port/" && break; sleep 0.05; done
+  local cmd="wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s --latency -s peer_unique.lua http://127.0.0.1:$peer_port"
+  log "round $round: $cmd"
+  [ "$round" != 1 ] || note_cmd "(cd \$TMP && PORT=$peer_port DATABASE_URL=$PG/$ANCHOR_DB node server.js &); $cmd"
+  out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
+  kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=""
+  PEER_RUN_RPS=$(wrk_rps "$out"); PEER_RUN_P99=$(wrk_p99 "$out")
+  non2xx=$(wrk_non2xx "$out"); errors=$(grep -m1 'Socket errors' <<<"$out" || true)
+  rows=$(psql -tA "$PG/$ANCHOR_DB" -c 'SELECT count(*) FROM room_close_events' 2>/dev/null || echo "?")
+  detail "round $round: Node peer (express + pg, POOL_SIZE 10) under wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s: ${PEER_RUN_RPS:-failed} req/s, p99 ${PEER_RUN_P99:-?} ms, non-2xx ${non2xx:-0}${errors:+, $errors}; $rows rows stored"
+  [ -n "$PEER_RUN_RPS" ] || detail "round $round: Node peer: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+}
 
 # --- our service ---------------------------------------------------------------
+PEAK_HWM=0 # the server's VmHWM, KiB, highest over every run of it
 start_server() { # database url, GROUP_COMMIT
   PORT=$(free_port)
   DATABASE_URL=$1 GROUP_COMMIT=$2 LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=warn "$BIN" >>"$WORK/server.log" 2>&1 &
@@ -243,7 +247,7 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
     CHECK_FAILED=1; detail "$label: send failed: $(tail -n 1 "$WORK/$key.err")"; return
   fi
   detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB"
-  eval "RSS_${key}=$HWM_KIB"
+  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   # Answers the server archives: all but 503 (storage unavailable: nothing
   # is archived) and 413 (refused before reading). No answer or a 503: slack.
   check_db "$label" "$kind" "$target" \
@@ -278,29 +282,58 @@ run_ours_wrk() { # key, label, db url, check target
   out=$(wrk -t1 -c"$CLIENTS" -d"${secs}s" --latency -s "$ROOT/bench/wrk-replay.lua" "http://127.0.0.1:$PORT" -- "$file" 2>&1) || true
   stop_server
   rm -f "$file"
-  WRK_RPS=$(wrk_rps "$out"); WRK_P99=$(wrk_p99 "$out")
+  WRK_RPS=$(printf '%.0f' "$(wrk_rps "$out")" 2>/dev/null || true); WRK_P99=$(wrk_p99 "$out")
   local requests non2xx errors
   requests=$(wrk_requests "$out"); non2xx=$(wrk_non2xx "$out"); errors=$(wrk_socket_errors "$out")
   if [ -z "$WRK_RPS" ] || [ -z "$requests" ]; then
     CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
   fi
   detail "$label: $requests requests, ${WRK_RPS} req/s, p99 ${WRK_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB"
-  eval "RSS_${key}=$HWM_KIB"
+  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   local ok2xx=$(( requests - non2xx ))
   check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
 }
 rps() { jget "$WORK/$1.json" "round(s['requests_per_sec'])" 2>/dev/null || echo ""; }
 
 LOAD=(--users "$USERS" --concurrency "$CLIENTS" --duration "$DURATION")
-fresh_pg ${DBP}_pg_gc
-run_ours pg_gc "PostgreSQL, GROUP_COMMIT=true, $CLIENTS clients" pg "$PG/${DBP}_pg_gc" ${DBP}_pg_gc true "${LOAD[@]}"
+median() { python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v)) if v else '')" "$@"; }
+listed() { local IFS=,; echo "$*" | sed 's/,/, /g'; }
+
+# The rounds: each reference and our service at full load, one after the
+# other, ROUNDS times, so the machine's drift (±10–20% over minutes here)
+# falls on all of them alike; the table takes the median of each.
+PGB32S=(); PGB64S=(); PEERS=(); PEER_P99S=(); OURS=(); WRKS=(); WRK_P99S=()
+for round in $(seq "$ROUNDS"); do
+  if [ -z "$PGBENCH_NOTE" ]; then
+    pgbench_run 32 "$round"; PGB32S+=("$PGB_TPS")
+    pgbench_run 64 "$round"; PGB64S+=("$PGB_TPS")
+  fi
+  if [ -n "$PEER_READY" ]; then
+    peer_run "$round"; PEERS+=("$PEER_RUN_RPS"); PEER_P99S+=("$PEER_RUN_P99")
+  fi
+  fresh_pg ${DBP}_pg_gc
+  run_ours pg_gc_$round "round $round: PostgreSQL, GROUP_COMMIT=true, $CLIENTS clients" pg "$PG/${DBP}_pg_gc" ${DBP}_pg_gc true "${LOAD[@]}"
+  OURS+=("$(rps pg_gc_$round)")
+  fresh_pg ${DBP}_pg_wrk
+  WRK_RPS=""; WRK_P99=""
+  run_ours_wrk pg_wrk_$round "round $round: PostgreSQL, GROUP_COMMIT=true, wrk -c$CLIENTS replaying send --write-requests" "$PG/${DBP}_pg_wrk" ${DBP}_pg_wrk
+  WRKS+=("$WRK_RPS"); WRK_P99S+=("$WRK_P99")
+done
+PGB32=$(median "${PGB32S[@]}"); PGB64=$(median "${PGB64S[@]}"); CEILING=""; CEILING_FROM=""
+# The ceiling is the better of the two client counts (the stricter comparison).
+if [ -n "$PGB32" ] || [ -n "$PGB64" ]; then
+  if [ "${PGB64:-0}" -gt "${PGB32:-0}" ]; then CEILING=$PGB64; CEILING_FROM="c=64"; else CEILING=$PGB32; CEILING_FROM="c=32"; fi
+fi
+PEER_RPS=$(median "${PEERS[@]}"); PEER_P99=$(python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v), 1) if v else '')" "${PEER_P99S[@]}")
+[ -n "$PEER_RPS" ] || [ -n "$PEER_NOTE" ] || PEER_NOTE="wrk gave no figure (see the details)"
+P=$(median "${OURS[@]}")
+WRK_RPS=$(median "${WRKS[@]}"); WRK_P99=$(python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v), 1) if v else '')" "${WRK_P99S[@]}")
+detail "medians of $ROUNDS round(s): pgbench c=32 ${PGB32:-?} (of $(listed "${PGB32S[@]}")), c=64 ${PGB64:-?} (of $(listed "${PGB64S[@]}"))${PEER_RPS:+; Node peer $PEER_RPS req/s (of $(listed "${PEERS[@]}"))}; ours with send ${P:-?}/s (of $(listed "${OURS[@]}")), with wrk ${WRK_RPS:-?}/s (of $(listed "${WRKS[@]}"))"
+
 fresh_pg ${DBP}_pg_nogc
 run_ours pg_nogc "PostgreSQL, GROUP_COMMIT=false, $CLIENTS clients" pg "$PG/${DBP}_pg_nogc" ${DBP}_pg_nogc false "${LOAD[@]}"
 
-fresh_pg ${DBP}_pg_wrk
-run_ours_wrk pg_wrk "PostgreSQL, GROUP_COMMIT=true, wrk -c$CLIENTS replaying send --write-requests" "$PG/${DBP}_pg_wrk" ${DBP}_pg_wrk
-
-MAX_RATE=$(rps pg_gc); HALF=""
+MAX_RATE=$P; HALF=""
 if [ -n "$MAX_RATE" ] && [ "$MAX_RATE" -gt 1 ]; then
   HALF=$(( MAX_RATE / 2 ))
   fresh_pg ${DBP}_pg_rate
@@ -352,28 +385,29 @@ ok() { # python condition -> pass/fail, or n/a when the figure is missing
   python3 -c "import sys; print('pass' if ($1) else 'FAIL')" 2>/dev/null || echo "n/a"
 }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')" 2>/dev/null || echo ""; }
-P=$(rps pg_gc); PN=$(rps pg_nogc); S=$(rps sq_gc); SN=$(rps sq_nogc); H=$(rps pg_hot)
+PN=$(rps pg_nogc); S=$(rps sq_gc); SN=$(rps sq_nogc); H=$(rps pg_hot)
 rows=()
+MED=""; [ "$ROUNDS" = 1 ] || MED=" (medians of $ROUNDS rounds)"
 if [ -n "$P" ] && [ -n "$CEILING" ]; then
   r=$(ratio "$P" "$CEILING")
-  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs pgbench per-commit ceiling | ≥ 1.0× | $P/s = ${r}× of $(printf '%.0f' "$CEILING")/s (pgbench $CEILING_FROM; c=32 ${PGB32:-?}, c=64 ${PGB64:-?}) | $(ok "$r >= 1.0") |")
+  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs pgbench per-commit ceiling$MED | ≥ 1.0× | $P/s = ${r}× of $(printf '%.0f' "$CEILING")/s (pgbench $CEILING_FROM; c=32 ${PGB32:-?}, c=64 ${PGB64:-?}) | $(ok "$r >= 1.0") |")
 else
-  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs pgbench per-commit ceiling | ≥ 1.0× | ${P:-?}/s; pgbench not measured | n/a |")
+  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs pgbench per-commit ceiling$MED | ≥ 1.0× | ${P:-?}/s; pgbench not measured | n/a |")
 fi
 if [ -n "$P" ] && [ -n "$PEER_RPS" ]; then
   r=$(ratio "$P" "$PEER_RPS")
-  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs Node.js peer | ≥ 3× | $P/s = ${r}× of $(printf '%.0f' "$PEER_RPS") req/s (peer p99 ${PEER_P99:-?} ms) | $(ok "$r >= 3.0") |")
+  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs Node.js peer$MED | ≥ 3× | $P/s = ${r}× of $(printf '%.0f' "$PEER_RPS") req/s (peer p99 ${PEER_P99:-?} ms) | $(ok "$r >= 3.0") |")
 else
-  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs Node.js peer | ≥ 3× | ${P:-?}/s; peer ${PEER_NOTE:-not measured} | n/a |")
+  rows+=("| PostgreSQL ingest, $CLIENTS clients, vs Node.js peer$MED | ≥ 3× | ${P:-?}/s; peer ${PEER_NOTE:-not measured} | n/a |")
 fi
 # The same two ratios with our service driven by wrk (run_ours_wrk).
 if [ -n "$WRK_RPS" ] && [ -n "$CEILING" ]; then
   r=$(ratio "$WRK_RPS" "$CEILING")
-  rows+=("| PostgreSQL ingest driven by wrk -c$CLIENTS instead of send, vs pgbench per-commit ceiling | ≥ 1.0× | $(printf '%.0f' "$WRK_RPS")/s = ${r}× of $(printf '%.0f' "$CEILING")/s | $(ok "$r >= 1.0") |")
+  rows+=("| PostgreSQL ingest driven by wrk -c$CLIENTS instead of send, vs pgbench per-commit ceiling$MED | ≥ 1.0× | $(printf '%.0f' "$WRK_RPS")/s = ${r}× of $(printf '%.0f' "$CEILING")/s | $(ok "$r >= 1.0") |")
 fi
 if [ -n "$WRK_RPS" ] && [ -n "$PEER_RPS" ]; then
   r=$(ratio "$WRK_RPS" "$PEER_RPS")
-  rows+=("| PostgreSQL ingest driven by wrk -c$CLIENTS (the peer's client), vs Node.js peer | ≥ 3× | $(printf '%.0f' "$WRK_RPS")/s = ${r}× of $(printf '%.0f' "$PEER_RPS") req/s (p99 ${WRK_P99:-?} ms against the peer's ${PEER_P99:-?} ms) | $(ok "$r >= 3.0") |")
+  rows+=("| PostgreSQL ingest driven by wrk -c$CLIENTS (the peer's client), vs Node.js peer$MED | ≥ 3× | $(printf '%.0f' "$WRK_RPS")/s = ${r}× of $(printf '%.0f' "$PEER_RPS") req/s (p99 ${WRK_P99:-?} ms against the peer's ${PEER_P99:-?} ms) | $(ok "$r >= 3.0") |")
 elif [ -n "$WRK_RPS" ] && [ -z "$CEILING" ]; then
   rows+=("| context: PostgreSQL ingest driven by wrk -c$CLIENTS | — | $(printf '%.0f' "$WRK_RPS")/s, p99 ${WRK_P99:-?} ms; peer ${PEER_NOTE:-not measured} | — |")
 fi
@@ -391,9 +425,7 @@ if [ -n "$H" ] && [ -n "$P" ]; then
   r=$(ratio "$H" "$P")
   rows+=("| hot room ($HOT_USERS users, $CLIENTS in flight) vs spread-out rate | within 2× (≥ 0.5×) | $H/s vs $P/s = ${r}× | $(ok "$r >= 0.5") |")
 fi
-hwm=${RSS_pg_gc:-0}
-for k in pg_wrk pg_nogc pg_rate pg_hot sq_gc sq_nogc; do v=$(eval "echo \${RSS_$k:-0}"); [ "$v" -gt "$hwm" ] && hwm=$v; done
-rows+=("| server resident memory peak under full load (VmHWM, max over all runs) | ≤ 64 MiB | $(calc "round($hwm / 1024, 1)") MiB (PostgreSQL GROUP_COMMIT=true run: $(calc "round(${RSS_pg_gc:-0} / 1024, 1)") MiB) | $(ok "$hwm > 0 and $hwm <= 65536") |")
+rows+=("| server resident memory peak under full load (VmHWM, max over all runs) | ≤ 64 MiB | $(calc "round($PEAK_HWM / 1024, 1)") MiB (PostgreSQL GROUP_COMMIT=true, round 1: $(calc "round(${RSS_pg_gc_1:-0} / 1024, 1)") MiB) | $(ok "$PEAK_HWM > 0 and $PEAK_HWM <= 65536") |")
 if [ -n "$START_PG" ]; then
   m=${START_PG%% *}; ms=${START_SQ%% *}
   rows+=("| startup to ready, existing PostgreSQL database (median of $STARTUP_RUNS) | ≤ 300 ms | $m ms (SQLite: ${ms:-?} ms) | $(ok "$m <= 300") |")
