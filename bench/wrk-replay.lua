@@ -15,6 +15,11 @@
 local requests = {}
 local next_index = 0
 local used_up
+-- wrk 4.1 calls request() once on the first thread right after init()
+-- (script_verify_request, to check the request and count pipelining) and
+-- discards what it returns: that call must not use up a line, or the
+-- file's first request is never sent.
+local verified = false
 
 function init(args)
   local path = assert(args[1], "usage: wrk ... -s wrk-replay.lua URL -- FILE")
@@ -29,6 +34,10 @@ function init(args)
 end
 
 function request()
+  if not verified then
+    verified = true
+    return requests[1] or used_up
+  end
   next_index = next_index + 1
   return requests[next_index] or used_up
 end

@@ -106,6 +106,16 @@ pub struct SendArgs {
           conflicts_with_all = ["duration", "rate", "hot_room", "file"])]
     write_requests: Option<std::path::PathBuf>,
 
+    /// Send the requests of a file `--write-requests` wrote, each once as
+    /// written (no re-signing, no retries), `--concurrency` at a time in the
+    /// file's order, then print the summary (`--summary-json` too). Replay
+    /// it within the server's TIMESTAMP_TOLERANCE_SECS of writing it. Any
+    /// order of the lines is a valid delivery order: shuffle them to test
+    /// out-of-order arrival (`scripts/order-check.sh`).
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["file", "sessions", "duration", "rate", "hot_room", "write_requests"])]
+    replay: Option<std::path::PathBuf>,
+
     /// appid of generated sessions.
     #[arg(long, default_value_t = 1)]
     appid: u32,
@@ -139,6 +149,8 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
     }
     if let Some(path) = &args.write_requests {
         write_requests(&sender, &args, path)
+    } else if let Some(path) = &args.replay {
+        replay(&sender, &args, path).await
     } else if args.sessions.is_some() || args.duration.is_some() || args.hot_room {
         generate(sender, &args).await
     } else {
@@ -240,6 +252,46 @@ fn write_requests(sender: &Sender, args: &SendArgs, path: &std::path::Path) -> R
     Ok(())
 }
 
+/// `--replay`: a request file's lines, each sent once.
+async fn replay(sender: &Sender, args: &SendArgs, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let requests = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            request_file::parse_line(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let records = load::replay(sender, &requests, args.concurrency, &done).await;
+    let mut summary = Summary::new("replay", &[records], 0, started.elapsed());
+    summary.sessions = 0;
+    summary.concurrency = Some(args.concurrency.max(1));
+    report(&summary, args)
+}
+
+/// Prints `summary` (and writes it as JSON where asked); an error if any
+/// callback failed.
+fn report(summary: &Summary, args: &SendArgs) -> Result<(), String> {
+    println!("{summary}");
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string(summary).map_err(|e| e.to_string())?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n")
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    if summary.failed > 0 {
+        Err(format!("{} callbacks failed after retries", summary.failed))
+    } else {
+        Ok(())
+    }
+}
+
 /// Generated traffic: progress on stderr every second, a summary at the end.
 async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
     let plan = Arc::new(plan(args));
@@ -286,19 +338,5 @@ async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
         s
     };
     progress.abort();
-    println!("{summary}");
-    if let Some(path) = &args.summary_json {
-        let json = serde_json::to_string(&summary).map_err(|e| e.to_string())?;
-        if path.as_os_str() == "-" {
-            println!("{json}");
-        } else {
-            std::fs::write(path, json + "\n")
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
-    }
-    if summary.failed > 0 {
-        Err(format!("{} callbacks failed after retries", summary.failed))
-    } else {
-        Ok(())
-    }
+    report(&summary, args)
 }

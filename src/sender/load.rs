@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::traffic::{self, Plan};
-use super::{Callback, Sender, Sent};
+use super::{Callback, Sender, Sent, request_file};
 
 /// One callback's delivery, and how late it was started against its
 /// schedule (always zero without `--rate`).
@@ -52,6 +52,25 @@ pub async fn at_concurrency(
                 done.fetch_add(1, Ordering::Relaxed);
             }
             sent
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// The requests of a file `request_file::write` wrote, each sent once as
+/// written, in the file's order with `concurrency` in flight.
+pub async fn replay(
+    sender: &Sender,
+    requests: &[request_file::Request<'_>],
+    concurrency: usize,
+    done: &AtomicU64,
+) -> Vec<Record> {
+    futures_util::stream::iter(requests)
+        .map(|request| async move {
+            let sent = sender.replay(request).await;
+            done.fetch_add(1, Ordering::Relaxed);
+            Record::unscheduled(sent)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -186,7 +205,7 @@ impl Percentiles {
 /// What a run did, for people (`Display`) and scripts (JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// `concurrency`, `rate` or `hot_room`.
+    /// `concurrency`, `rate`, `hot_room` or `replay`.
     pub mode: &'static str,
     /// Sessions (or, in a hot room, users) in flight; `None` with `--rate`.
     pub concurrency: Option<usize>,

@@ -133,31 +133,48 @@ impl Sender {
         loop {
             attempts += 1;
             let (url, body, content_type) = self.prepare(callback);
-            let started = Instant::now();
-            let result = self
-                .client
-                .post(url)
-                .header("content-type", content_type)
-                .body(body)
-                .send()
-                .await;
-            let (status, answer) = match result {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    (Some(status), response.text().await.unwrap_or_default())
-                }
-                Err(e) => (None, e.to_string()),
-            };
             let sent = Sent {
-                status,
-                answer,
                 attempts,
-                latency: started.elapsed(),
+                ..self.post(url, body, content_type).await
             };
             match self.retry_schedule.get(attempts - 1) {
                 Some(wait) if !sent.succeeded() => tokio::time::sleep(*wait).await,
                 _ => return sent,
             }
+        }
+    }
+
+    /// One POST of a request written by `request_file::write`, as written
+    /// (signature and all), once: its path replaces the base URL's.
+    pub async fn replay(&self, request: &request_file::Request<'_>) -> Sent {
+        let mut url = self.base_url.clone();
+        url.set_path(request.path);
+        self.post(url, request.body.to_owned(), request.content_type)
+            .await
+    }
+
+    /// One attempt.
+    async fn post(&self, url: reqwest::Url, body: String, content_type: &str) -> Sent {
+        let started = Instant::now();
+        let result = self
+            .client
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await;
+        let (status, answer) = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), response.text().await.unwrap_or_default())
+            }
+            Err(e) => (None, e.to_string()),
+        };
+        Sent {
+            status,
+            answer,
+            attempts: 1,
+            latency: started.elapsed(),
         }
     }
 }

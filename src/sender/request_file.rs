@@ -8,6 +8,27 @@ use std::io::{self, Write};
 use super::Sender;
 use super::traffic::{self, Plan};
 
+/// One line of a request file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub path: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a str,
+}
+
+/// Reads a line `write` wrote.
+pub fn parse_line(line: &str) -> Result<Request<'_>, String> {
+    let mut fields = line.splitn(3, '\t');
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(path), Some(content_type), Some(body)) if path.starts_with('/') => Ok(Request {
+            path,
+            content_type,
+            body,
+        }),
+        _ => Err("not PATH<TAB>CONTENT-TYPE<TAB>BODY with PATH starting with /".into()),
+    }
+}
+
 /// Writes the callbacks of `sessions` generated sessions, one request per
 /// line: `PATH <TAB> CONTENT-TYPE <TAB> BODY` (no body of any encoding holds
 /// a tab or a line break). Each is signed now with a fresh nonce, so the
@@ -71,6 +92,23 @@ mod tests {
     }
 
     #[test]
+    fn a_line_without_its_three_fields_is_refused() {
+        for bad in [
+            "",
+            "/callbacks/room_close",
+            "/p\tapplication/json",
+            "p\tc\t{}",
+        ] {
+            assert!(parse_line(bad).is_err(), "{bad:?}");
+        }
+        let ok = parse_line("/p\tc\t{\"a\":\"\\t\"}").unwrap();
+        assert_eq!(
+            (ok.path, ok.content_type, ok.body),
+            ("/p", "c", "{\"a\":\"\\t\"}")
+        );
+    }
+
+    #[test]
     fn every_line_is_a_signed_request_and_sessions_stay_in_order() {
         let mut sender = Sender::new("http://127.0.0.1:1/zego", "s3cret").unwrap();
         for encoding in [Encoding::Json, Encoding::Form] {
@@ -84,10 +122,11 @@ mod tests {
             let mut events_of_room: Vec<(String, Vec<String>)> = Vec::new();
             let mut nonces = std::collections::HashSet::new();
             for line in &lines {
-                let [path, content_type, text] = line.splitn(3, '\t').collect::<Vec<_>>()[..]
-                else {
-                    panic!("not three fields: {line}");
-                };
+                let Request {
+                    path,
+                    content_type,
+                    body: text,
+                } = parse_line(line).unwrap();
                 let (_, fields) = body::decode(text.as_bytes()).unwrap();
                 let field = |k: &str| fields[k].as_str().unwrap().to_owned();
                 assert_eq!(path, format!("/zego/callbacks/{}", field("event")));

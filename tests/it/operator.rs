@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zego_room_tracker::ingest::{self, RawCallback};
 use zego_room_tracker::reports::{REPORTS, Report, ReportParams, ReportTable};
 use zego_room_tracker::retention;
-use zego_room_tracker::sender::{Sender, request_file, traffic};
+use zego_room_tracker::sender::{Sender, load, request_file, traffic};
 use zego_room_tracker::store::{Backend, Store};
 
 use crate::support::callbacks::*;
@@ -182,11 +181,9 @@ async fn send_stores_what_it_sent(backend: Backend) {
     );
 }
 
-/// `send --write-requests`: every line of the file, posted as written (by
-/// a few connections at once, as the benchmark's wrk does), is a callback
-/// the server stores.
+/// `send --write-requests` then `send --replay`: every line of the file,
+/// posted as written (a few at once), is a callback the server stores.
 async fn a_written_request_file_replays_as_new_callbacks(backend: Backend) {
-    use futures_util::StreamExt;
     let app = or_skip!(TestApp::spawn(backend).await);
     let mut sender = Sender::new(&format!("http://{}", app.addr), SECRET).unwrap();
     let plan = traffic::Plan {
@@ -204,31 +201,15 @@ async fn a_written_request_file_replays_as_new_callbacks(backend: Backend) {
         request_file::write(&mut file, &sender, &plan, 4, 4).unwrap();
     }
     let file = String::from_utf8(file).unwrap();
-    let outcomes: Vec<(StatusCode, Value)> = futures_util::stream::iter(file.lines())
-        .map(|line| {
-            let [path, content_type, body] = line.splitn(3, '\t').collect::<Vec<_>>()[..] else {
-                panic!("not three fields: {line}");
-            };
-            let body = Encoded {
-                bytes: body.as_bytes().to_vec(),
-                content_type: if content_type == "application/json" {
-                    "application/json"
-                } else {
-                    "application/x-www-form-urlencoded"
-                },
-            };
-            let app = &app;
-            async move { app.post(path, body).await }
-        })
-        .buffered(4)
-        .collect()
-        .await;
-    assert_eq!(outcomes.len(), 2 * 4 * (2 + 2 * 3));
-    for (status, answer) in &outcomes {
-        assert_eq!(
-            (status.as_u16(), &answer["status"]),
-            (200, &json!("stored"))
-        );
+    let requests: Vec<request_file::Request> = file
+        .lines()
+        .map(|line| request_file::parse_line(line).unwrap())
+        .collect();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let sent = load::replay(&sender, &requests, 4, &done).await;
+    assert_eq!(sent.len(), 2 * 4 * (2 + 2 * 3));
+    for record in &sent {
+        assert_eq!(record.sent.outcome(), "stored", "{:?}", record.sent);
     }
     let snapshot = app.store.app_snapshot(11).await.unwrap();
     assert_eq!(
