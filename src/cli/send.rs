@@ -55,7 +55,9 @@ pub struct SendArgs {
     users: usize,
 
     /// Sessions in flight at once (closed loop: a session starts when
-    /// another finishes). With `--hot-room`: users in flight at once.
+    /// another finishes). With `--hot-room`: users in flight at once; with
+    /// `--replay`: requests in flight at once; with `--write-requests`: the
+    /// sessions in flight the file's order is written for.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
 

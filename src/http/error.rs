@@ -17,6 +17,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A bug: the 500 that says nothing about internals.
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred",
+        )
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -82,11 +91,7 @@ impl From<StoreError> for ApiError {
             }
             _ => {
                 tracing::error!(error = %e, "storage error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "an internal error occurred",
-                )
+                ApiError::internal()
             }
         }
     }

@@ -16,12 +16,14 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::timeout::TimeoutLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ingest::VerifyPolicy;
@@ -88,6 +90,9 @@ pub fn app(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
                 .layer(middleware::from_fn(measure))
+                // A bug some request trips answers our JSON 500 (the panic
+                // is logged) instead of dropping the connection unanswered.
+                .layer(CatchPanicLayer::custom(answer_panic as PanicAnswer))
                 // A request that outlives this answers 503, so ZEGO retries
                 // instead of holding a connection open.
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
@@ -100,6 +105,16 @@ pub fn app(state: AppState) -> Router {
                 .layer(TimeoutLayer::new(request_timeout)),
         )
         .with_state(state)
+}
+
+type PanicAnswer = fn(Box<dyn std::any::Any + Send>) -> Response;
+
+/// The answer to a request whose handler panicked: our JSON 500, where the
+/// connection would otherwise be dropped unanswered. (The panic's message
+/// has gone to stderr already, through the panic hook.)
+fn answer_panic(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked; answered 500");
+    ApiError::internal().into_response()
 }
 
 /// Like `serve`, over HTTPS with `tls` (rustls): for small deployments that
@@ -136,4 +151,30 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_the_json_500() {
+        async fn buggy() -> &'static str {
+            panic!("a bug some request tripped")
+        }
+        let app = Router::new()
+            .route("/", get(buggy))
+            .layer(CatchPanicLayer::custom(answer_panic as PanicAnswer));
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body(), 1024).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error");
+    }
 }

@@ -9,6 +9,10 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
+    /// A write transaction panicked (a bug some input tripped); the group-
+    /// commit worker caught it and lives on (`store::group_commit`).
+    #[error("the write transaction panicked: {0}")]
+    Panicked(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")]

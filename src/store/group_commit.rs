@@ -150,7 +150,8 @@ async fn worker(
             // back: each delivery on its own, so only the culprit fails.
             Err(e)
                 if deliveries.len() > 1
-                    && (e.is_lock_conflict() || matches!(e, StoreError::Internal(_))) =>
+                    && (e.is_lock_conflict()
+                        || matches!(e, StoreError::Internal(_) | StoreError::Panicked(_))) =>
             {
                 tracing::warn!(error = %e, size = deliveries.len(), "batch failed; retrying its deliveries one by one");
                 for (delivery, reply) in deliveries.iter().zip(replies) {
@@ -183,12 +184,41 @@ async fn record_with_retries(
     store: &dyn Store,
     deliveries: &[Delivery],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let mut result = store.record_deliveries(deliveries).await;
+    let mut result = record_catching_panics(store, deliveries).await;
     for _ in 0..3 {
         match &result {
-            Err(e) if e.is_lock_conflict() => result = store.record_deliveries(deliveries).await,
+            Err(e) if e.is_lock_conflict() => {
+                result = record_catching_panics(store, deliveries).await;
+            }
             _ => break,
         }
     }
     result
+}
+
+/// `record_deliveries`, with a panic turned into `StoreError::Panicked`.
+/// A panic is a bug some input tripped; uncaught, it ended this worker, and
+/// every later callback waited for a writer that was gone (503s until a
+/// restart). Caught, the batch's deliveries are retried one by one and only
+/// the culprit fails. The open transaction is dropped on the way out, which
+/// rolls it back.
+async fn record_catching_panics(
+    store: &dyn Store,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, StoreError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(store.record_deliveries(deliveries))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(StoreError::Panicked(what))
+        }
+    }
 }

@@ -2,9 +2,10 @@
 //! it contributes to its session row, and turning a presence group's stored
 //! events back into the facts the pairing rules take.
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::domain::presence::{LoginFact, LogoutFact, PresenceInterval, pair_group};
+use crate::domain::time::hour_floor;
 use crate::domain::{Event, EventDetail, EventKind, EventTime, RejectCode, Rejection};
 
 /// The `events` row of an event, flattened.
@@ -82,9 +83,7 @@ impl<'a> EventColumns<'a> {
 
     /// The UTC hour of the event time: the close-reason rollup's bucket.
     pub fn event_hour(&self) -> DateTime<Utc> {
-        self.event_at
-            .duration_trunc(chrono::TimeDelta::hours(1))
-            .expect("event times are in range")
+        hour_floor(self.event_at)
     }
 
     /// `created_at` / `closed_at` / `close_reason` this event sets on its session.

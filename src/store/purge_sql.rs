@@ -135,11 +135,7 @@ pub struct ExpiredSession {
 impl ExpiredSession {
     /// The rollup row its close was counted in.
     pub fn close_hour(&self) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
-        use chrono::DurationRound;
-        let hour = self
-            .closed_at?
-            .duration_trunc(chrono::TimeDelta::hours(1))
-            .ok()?;
+        let hour = crate::domain::time::hour_floor(self.closed_at?);
         Some((hour, self.close_reason?))
     }
 }

@@ -5,8 +5,11 @@
 //! one dialect difference (truncating a time to its hour or day) comes from
 //! `ReadDialect`. Plans at a million sessions are in docs/queries.md.
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::domain::EventTime;
+use crate::domain::time::{hour_ceil, hour_floor};
 
 use super::model::DeliveryFilter;
 use super::query::{Bucket, ClosedQuery, SessionKey, SessionListQuery, StatsQuery};
@@ -230,20 +233,18 @@ where
             sql.push(" AND room_id = ").push_bind(room_id.as_str());
         }
         None => {
-            let hour = chrono::TimeDelta::hours(1);
-            let floor = |t: DateTime<Utc>| t.duration_trunc(hour).expect("in range");
-            let ceil = |t: DateTime<Utc>| {
-                let f = floor(t);
-                if f == t { f } else { f + hour }
-            };
             // Whole hours [hours_from, hours_to) from the rollup; the partial
             // hours outside them from the sessions.
-            let hours_from = q.from.map(ceil);
-            let hours_to = q.to.map(floor);
-            if let (Some(f), Some(t)) = (hours_from, hours_to)
-                && f >= t
-            {
-                // Within one hour: no whole hour to take from the rollup.
+            let hours_from = q.from.map(hour_ceil);
+            let hours_to = q.to.map(hour_floor);
+            let within_one_hour = matches!((hours_from, hours_to), (Some(f), Some(t)) if f >= t);
+            // After the last hour an event time can start (year 9999)
+            // there is no whole hour either, and the bound would not be
+            // a time SQLite compares right.
+            let after_the_last_hour =
+                hours_from.is_some_and(|f| f.timestamp_millis() > EventTime::MAX_MS);
+            if within_one_hour || after_the_last_hour {
+                // No whole hour to take from the rollup.
                 push_session_closes(&mut sql, q, q.from, q.to);
             } else {
                 sql.push(format!(

@@ -245,6 +245,66 @@ async fn close_reason_stats_count_name_and_fill_empty_buckets(backend: Backend) 
     );
 }
 
+/// Event times run to year 9999, past April 2262, where chrono's
+/// nanosecond-based `duration_trunc` gave up: the rollup's hour of such a
+/// close panicked the group-commit writer (every later callback then got a
+/// 503), and such a `from` panicked the stats handler.
+async fn closes_and_stats_after_2262_work_like_any_other(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let far = 10_000_000_000_000; // 2286-11-20T17:46:40Z
+    let last_ms = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    for (session, at) in [(1, far), (2, last_ms), (3, T0)] {
+        let (_, mut fields) = close(session, at, 1);
+        fields.insert("appid".into(), json!(1));
+        let (status, answer) = app
+            .post("/callbacks/room_close", json_body(&signed(fields)))
+            .await;
+        assert_eq!(
+            (status, &answer["status"]),
+            (StatusCode::OK, &json!("stored"))
+        );
+    }
+    let (status, stats) = app.get("/api/v1/stats/close-reasons").await;
+    assert_eq!(
+        (status, &stats["total"]),
+        (StatusCode::OK, &json!(3)),
+        "{stats}"
+    );
+    // Off the hour on both ends: partial hours recounted, whole ones from the rollup.
+    let (status, stats) = app
+        .get("/api/v1/stats/close-reasons?bucket=hour&from=10000000000000&to=2286-11-20T19:30:00Z")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["total"], 1, "{stats}");
+    assert_eq!(stats["buckets"][0]["start"], "2286-11-20T17:00:00.000Z");
+    let (status, stats) = app
+        .get("/api/v1/stats/close-reasons?from=9999-12-31T23:30:00Z")
+        .await;
+    assert_eq!(
+        (status, &stats["total"]),
+        (StatusCode::OK, &json!(1)),
+        "{stats}"
+    );
+    let (_, closed) = app.get("/api/v1/rooms/closed").await;
+    assert_eq!(
+        closed["items"][0]["closed_at"], "9999-12-31T23:59:59.999Z",
+        "{closed}"
+    );
+    // Past year 9999 no event can be: a clear 400, not a wrong count.
+    let (status, body) = app
+        .get("/api/v1/stats/close-reasons?to=253402300800000")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_parameter", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("`to`"),
+        "{body}"
+    );
+}
+
 /// The hourly rollup (used without a room filter and with whole-hour bounds)
 /// always equals a recount of the sessions (used otherwise), whatever
 /// retries and conflicting resends arrived.
@@ -707,6 +767,7 @@ async fn sql_looking_input_is_only_data(backend: Backend) {
 }
 
 conformance!(
+    closes_and_stats_after_2262_work_like_any_other,
     sql_looking_input_is_only_data,
     metrics_count_callbacks_rejections_latency_and_pool,
     closed_rooms_are_newest_first_with_every_field,

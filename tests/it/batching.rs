@@ -14,7 +14,50 @@ use zego_room_tracker::store::query::{Bucket, StatsQuery};
 use crate::support::callbacks::*;
 use crate::support::*;
 
-crate::conformance!(a_batch_ends_as_one_by_one_would);
+crate::conformance!(
+    a_batch_ends_as_one_by_one_would,
+    a_panic_in_a_batch_fails_only_its_culprit_and_the_writer_lives_on,
+);
+
+/// A bug some callback trips (here: a store that panics on room `boom`)
+/// must not take the group-commit writer down with it: the batch's other
+/// callbacks are stored, the culprit gets a 500, and callbacks after it are
+/// written as before.
+async fn a_panic_in_a_batch_fails_only_its_culprit_and_the_writer_lives_on(backend: Backend) {
+    use std::sync::Arc;
+
+    use futures_util::future::join_all;
+    use reqwest::StatusCode;
+
+    use crate::support::panicking::{PANIC_ROOM, PanicsOnBoom};
+
+    let (store, db) = crate::or_skip!(fresh_store(backend).await);
+    let app = TestApp::with_store(Arc::new(PanicsOnBoom(store)), db, policy(), Vec::new()).await;
+    let post = |session: u64, room: &str| {
+        let (_, mut fields) = in_room(close(session, T0, 1), room);
+        fields.insert("appid".into(), json!(1));
+        app.post("/callbacks/room_close", json_body(&signed(fields)))
+    };
+    for round in 0..3 {
+        // Sent together, so the culprit shares a batch with some of them.
+        let answers = join_all((0..=40).map(|n| {
+            let room = if n == 0 { PANIC_ROOM } else { "fine" };
+            post(round * 100 + n, room)
+        }))
+        .await;
+        let (culprit, others) = answers.split_first().unwrap();
+        assert_eq!(culprit.0, StatusCode::INTERNAL_SERVER_ERROR, "{culprit:?}");
+        assert_eq!(culprit.1["error"]["code"], "internal_error");
+        for (status, answer) in others {
+            assert_eq!(
+                (*status, &answer["status"]),
+                (StatusCode::OK, &json!("stored"))
+            );
+        }
+    }
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!(snapshot.sessions.len(), 3 * 40);
+}
 
 async fn a_batch_ends_as_one_by_one_would(backend: Backend) {
     let (batched, _db1) = crate::or_skip!(fresh_store(backend).await);

@@ -19,7 +19,7 @@ pub struct DeliveryParams {
     /// `stored`, `duplicate`, `conflict`, `ignored` or `rejected`.
     #[param(pattern = "^(stored|duplicate|conflict|ignored|rejected)$")]
     pub outcome: Option<String>,
-    /// Received at or after: RFC 3339 or Unix milliseconds.
+    /// Received at or after: RFC 3339 or Unix milliseconds, up to year 9999.
     #[param(
         pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
     )]

@@ -50,7 +50,7 @@ pub fn time(name: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc
         ApiError::invalid_parameter(
             name,
             format!(
-                "must be an RFC 3339 time (2024-05-01T00:00:00Z) or Unix milliseconds, not {raw:?}"
+                "must be an RFC 3339 time (2024-05-01T00:00:00Z) or Unix milliseconds, up to year 9999, not {raw:?}"
             ),
         )
     })

@@ -25,7 +25,7 @@ pub struct ClosedParams {
     /// Comma-separated close reason codes, e.g. `1,2`.
     #[param(pattern = r"^-?[0-9]{1,18}(,-?[0-9]{1,18})*$")]
     pub close_reason: Option<String>,
-    /// Closed at or after: RFC 3339 or Unix milliseconds.
+    /// Closed at or after: RFC 3339 or Unix milliseconds, up to year 9999.
     #[param(
         pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
     )]

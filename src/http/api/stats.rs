@@ -28,7 +28,7 @@ pub struct StatsParams {
     pub appid: Option<String>,
     /// Only this room id.
     pub room_id: Option<String>,
-    /// Closed at or after: RFC 3339 or Unix milliseconds.
+    /// Closed at or after: RFC 3339 or Unix milliseconds, up to year 9999.
     #[param(
         pattern = r"^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
     )]

@@ -3,6 +3,7 @@
 
 pub mod callbacks;
 pub mod db;
+pub mod panicking;
 pub mod proxy;
 
 use std::net::SocketAddr;
