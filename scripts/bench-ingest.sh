@@ -263,11 +263,12 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
 # is the like-for-like comparison with the peer. Every request is a new
 # callback, so every 2xx is a stored one; requests still in flight when wrk
 # stops (up to one per connection) are committed but not counted: slack.
-WRK_RPS=""; WRK_P99=""; WRK_NOTE=""
-run_ours_wrk() { # key, label, db url, check target
+WRK_RUN_RPS=""; WRK_RUN_P99=""
+run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RUN_P99 (empty if skipped or failed)
   local key=$1 label=$2 url=$3 target=$4 secs=${DURATION%s}
-  if ! command -v wrk >/dev/null; then WRK_NOTE="skipped: wrk not installed"; detail "$label: $WRK_NOTE"; return; fi
-  if ! [[ $secs =~ ^[0-9]+$ ]]; then WRK_NOTE="skipped: DURATION $DURATION is not whole seconds (Ns)"; detail "$label: $WRK_NOTE"; return; fi
+  WRK_RUN_RPS=""; WRK_RUN_P99=""
+  if ! command -v wrk >/dev/null; then detail "$label: skipped: wrk not installed"; return; fi
+  if ! [[ $secs =~ ^[0-9]+$ ]]; then detail "$label: skipped: DURATION $DURATION is not whole seconds (Ns)"; return; fi
   local sessions=$(( 40000 * secs / (2 + 2 * USERS) + 1 )) file=$WORK/$key.requests
   start_server "$url" true
   log "$label: send --write-requests ($sessions sessions), then wrk"
@@ -282,13 +283,13 @@ run_ours_wrk() { # key, label, db url, check target
   out=$(wrk -t1 -c"$CLIENTS" -d"${secs}s" --latency -s "$ROOT/bench/wrk-replay.lua" "http://127.0.0.1:$PORT" -- "$file" 2>&1) || true
   stop_server
   rm -f "$file"
-  WRK_RPS=$(printf '%.0f' "$(wrk_rps "$out")" 2>/dev/null || true); WRK_P99=$(wrk_p99 "$out")
+  WRK_RUN_RPS=$(printf '%.0f' "$(wrk_rps "$out")" 2>/dev/null || true); WRK_RUN_P99=$(wrk_p99 "$out")
   local requests non2xx errors
   requests=$(wrk_requests "$out"); non2xx=$(wrk_non2xx "$out"); errors=$(wrk_socket_errors "$out")
-  if [ -z "$WRK_RPS" ] || [ -z "$requests" ]; then
+  if [ -z "$WRK_RUN_RPS" ] || [ -z "$requests" ]; then
     CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
   fi
-  detail "$label: $requests requests, ${WRK_RPS} req/s, p99 ${WRK_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB"
+  detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB"
   eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   local ok2xx=$(( requests - non2xx ))
   check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
@@ -296,7 +297,9 @@ run_ours_wrk() { # key, label, db url, check target
 rps() { jget "$WORK/$1.json" "round(s['requests_per_sec'])" 2>/dev/null || echo ""; }
 
 LOAD=(--users "$USERS" --concurrency "$CLIENTS" --duration "$DURATION")
-median() { python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v)) if v else '')" "$@"; }
+median() { # digits, values... -> their median (empty values left out), rounded
+  python3 -c "import statistics, sys; d = int(sys.argv[1]); v = [float(x) for x in sys.argv[2:] if x]; print(round(statistics.median(v), d or None) if v else '')" "$@"
+}
 listed() { local IFS=,; echo "$*" | sed 's/,/, /g'; }
 
 # The rounds: each reference and our service at full load, one after the
@@ -315,19 +318,18 @@ for round in $(seq "$ROUNDS"); do
   run_ours pg_gc_$round "round $round: PostgreSQL, GROUP_COMMIT=true, $CLIENTS clients" pg "$PG/${DBP}_pg_gc" ${DBP}_pg_gc true "${LOAD[@]}"
   OURS+=("$(rps pg_gc_$round)")
   fresh_pg ${DBP}_pg_wrk
-  WRK_RPS=""; WRK_P99=""
   run_ours_wrk pg_wrk_$round "round $round: PostgreSQL, GROUP_COMMIT=true, wrk -c$CLIENTS replaying send --write-requests" "$PG/${DBP}_pg_wrk" ${DBP}_pg_wrk
-  WRKS+=("$WRK_RPS"); WRK_P99S+=("$WRK_P99")
+  WRKS+=("$WRK_RUN_RPS"); WRK_P99S+=("$WRK_RUN_P99")
 done
-PGB32=$(median "${PGB32S[@]}"); PGB64=$(median "${PGB64S[@]}"); CEILING=""; CEILING_FROM=""
+PGB32=$(median 0 "${PGB32S[@]}"); PGB64=$(median 0 "${PGB64S[@]}"); CEILING=""; CEILING_FROM=""
 # The ceiling is the better of the two client counts (the stricter comparison).
 if [ -n "$PGB32" ] || [ -n "$PGB64" ]; then
   if [ "${PGB64:-0}" -gt "${PGB32:-0}" ]; then CEILING=$PGB64; CEILING_FROM="c=64"; else CEILING=$PGB32; CEILING_FROM="c=32"; fi
 fi
-PEER_RPS=$(median "${PEERS[@]}"); PEER_P99=$(python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v), 1) if v else '')" "${PEER_P99S[@]}")
+PEER_RPS=$(median 0 "${PEERS[@]}"); PEER_P99=$(median 1 "${PEER_P99S[@]}")
 [ -n "$PEER_RPS" ] || [ -n "$PEER_NOTE" ] || PEER_NOTE="wrk gave no figure (see the details)"
-P=$(median "${OURS[@]}")
-WRK_RPS=$(median "${WRKS[@]}"); WRK_P99=$(python3 -c "import statistics, sys; v = [float(x) for x in sys.argv[1:] if x]; print(round(statistics.median(v), 1) if v else '')" "${WRK_P99S[@]}")
+P=$(median 0 "${OURS[@]}")
+WRK_RPS=$(median 0 "${WRKS[@]}"); WRK_P99=$(median 1 "${WRK_P99S[@]}")
 detail "medians of $ROUNDS round(s): pgbench c=32 ${PGB32:-?} (of $(listed "${PGB32S[@]}")), c=64 ${PGB64:-?} (of $(listed "${PGB64S[@]}"))${PEER_RPS:+; Node peer $PEER_RPS req/s (of $(listed "${PEERS[@]}"))}; ours with send ${P:-?}/s (of $(listed "${OURS[@]}")), with wrk ${WRK_RPS:-?}/s (of $(listed "${WRKS[@]}"))"
 
 fresh_pg ${DBP}_pg_nogc

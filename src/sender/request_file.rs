@@ -148,9 +148,9 @@ mod tests {
             }
             // Sessions two at a time: the two first callbacks, then the two second ones.
             let event_of = |line: &str| {
-                line.split('\t')
-                    .next()
+                parse_line(line)
                     .unwrap()
+                    .path
                     .rsplit('/')
                     .next()
                     .unwrap()

@@ -18,19 +18,29 @@ pub const REPLAY_GUARD: &str =
     (SELECT sent_timestamp, nonce, signature FROM replay_guard WHERE first_seen_at < $1 LIMIT $2)";
 
 /// Whether session `s` is expired at the cut-off `$1`: closed (or, never
-/// closed, started) before it, and none of its events at or after it.
-pub const IS_EXPIRED: &str = "(s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
+/// closed, started) before it, and none of its events at or after it. A
+/// macro, so that each statement that asks it is one constant (`concat!`):
+/// the choice below, and the check again once locked
+/// (`postgres::lock_still_expired`).
+macro_rules! is_expired {
+    () => {
+        "(s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
       AND NOT EXISTS (SELECT 1 FROM events e
-                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)";
+                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)"
+    };
+}
+pub(crate) use is_expired;
 
-/// At most `$2` sessions `IS_EXPIRED` at `$1`. Found through the closed
+/// At most `$2` sessions `is_expired!` at `$1`. Found through the closed
 /// and the unclosed partial indexes.
-const EXPIRED_SESSIONS: &str = "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
+const EXPIRED_SESSIONS: &str = concat!(
+    "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
     FROM room_sessions s
-    WHERE (s.closed_at < $1 OR (s.closed_at IS NULL AND s.started_at < $1))
-      AND NOT EXISTS (SELECT 1 FROM events e
-                      WHERE e.appid = s.appid AND e.room_session_id = s.room_session_id AND e.event_at >= $1)
-    LIMIT $2";
+    WHERE ",
+    is_expired!(),
+    "
+    LIMIT $2"
+);
 
 /// `$1` appid, `$2` room_session_id: one per table, the session row first
 /// (ingest's lock order).
@@ -146,6 +156,6 @@ mod tests {
 
     #[test]
     fn expired_sessions_are_chosen_by_the_condition_a_purge_checks_again() {
-        assert!(EXPIRED_SESSIONS.contains(&format!("WHERE {IS_EXPIRED}\n    LIMIT $2")));
+        assert!(EXPIRED_SESSIONS.contains(&format!("WHERE {}\n    LIMIT $2", is_expired!())));
     }
 }

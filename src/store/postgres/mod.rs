@@ -146,14 +146,14 @@ async fn lock_still_expired(
     .await?;
     let appids: Vec<i64> = chosen.iter().map(|s| s.appid).collect();
     let ids: Vec<&str> = chosen.iter().map(|s| s.room_session_id.as_str()).collect();
-    let still_expired = format!(
+    const STILL_EXPIRED: &str = concat!(
         "SELECT s.appid, s.room_session_id, s.closed_at, s.close_reason
          FROM unnest($2::int8[], $3::text[]) AS c (appid, room_session_id)
          JOIN room_sessions s ON s.appid = c.appid AND s.room_session_id = c.room_session_id
-         WHERE {}",
-        purge_sql::IS_EXPIRED
+         WHERE ",
+        purge_sql::is_expired!()
     );
-    Ok(sqlx::query_as(&still_expired)
+    Ok(sqlx::query_as(STILL_EXPIRED)
         .bind(before)
         .bind(appids)
         .bind(ids)
