@@ -48,8 +48,9 @@ pub struct ReportArgs {
 }
 
 fn instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    parse_instant(text)
-        .ok_or_else(|| "expected RFC 3339 (2024-05-01T00:00:00Z) or Unix milliseconds".into())
+    parse_instant(text).ok_or_else(|| {
+        "expected RFC 3339 (2024-05-01T00:00:00Z) or Unix milliseconds, up to year 9999".into()
+    })
 }
 
 pub async fn run(args: ReportArgs) -> Result<(), String> {
