@@ -123,6 +123,16 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=64))]
     pub group_commit_workers: u64,
 
+    /// The CPU the group-commit writer runs on: auto, off or a CPU number.
+    /// auto pins it on SQLite (with the SQLite write connection's thread,
+    /// when the process may use two or more CPUs: the two take turns on
+    /// every statement, and on one core they hand over fastest) and leaves
+    /// it unpinned on PostgreSQL. A number pins it on either backend; on
+    /// PostgreSQL that pays only with PostgreSQL pinned to the same CPU
+    /// (docs/operations.md).
+    #[arg(long, env = "WRITER_CPU", default_value = "auto")]
+    pub writer_cpu: crate::store::writer_cpu::WriterCpu,
+
     /// Seconds a request may take before it answers 503 (ZEGO then retries).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -149,8 +159,10 @@ pub struct ServeConfig {
     pub archive_retention: Option<Duration>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
-    /// Group-commit settings, when on (`workers` before the backend's limit).
+    /// Group-commit settings, when on (`workers` before the backend's
+    /// limit, `cpu` before `writer_cpu` is resolved for the backend).
     pub group_commit: Option<crate::store::group_commit::GroupCommitOptions>,
+    pub writer_cpu: crate::store::writer_cpu::WriterCpu,
     /// Certificate and key paths, when serving HTTPS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
@@ -195,8 +207,10 @@ impl ServeArgs {
                     max_batch: usize::try_from(self.group_commit_max_batch).expect("range-checked"),
                     workers: usize::try_from(self.group_commit_workers).expect("range-checked"),
                     max_wait: Duration::ZERO,
+                    cpu: None,
                 }
             }),
+            writer_cpu: self.writer_cpu,
             tls: match (&self.tls_cert_path, &self.tls_key_path) {
                 (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
                 (None, None) => None,

@@ -22,6 +22,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         ),
     };
     let store = open_store(&args.database).await?;
+    // Checked with group commit off too, so a wrong value is never silently ignored.
+    let writer_cpu = config
+        .writer_cpu
+        .resolve(store.backend(), &crate::store::writer_cpu::allowed_cpus())?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| format!("cannot listen on LISTEN_ADDR {}: {e}", config.listen_addr))?;
@@ -49,6 +53,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             if store.backend() == crate::store::Backend::Sqlite {
                 options.workers = 1; // one writer: more workers would only split batches
             }
+            options.cpu = writer_cpu;
             let started = crate::store::group_commit::GroupCommit::start(&store, options);
             Some(started.map_err(|e| format!("cannot start the GROUP_COMMIT writers: {e}"))?)
         }

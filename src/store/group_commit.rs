@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, writer_cpu};
 use crate::domain::{Delivery, Outcome};
 
 /// Batching settings.
@@ -35,6 +35,8 @@ pub struct GroupCommitOptions {
     pub workers: usize,
     /// How long a worker waits to fill a batch after its first delivery (0: not at all).
     pub max_wait: Duration,
+    /// The CPU the workers' thread is pinned to (`store::writer_cpu`), if any.
+    pub cpu: Option<usize>,
 }
 
 struct Job {
@@ -76,7 +78,21 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("zrt-group-commit".into())
             .spawn(move || {
+                let pinned = options.cpu.filter(|&cpu| {
+                    let pinned = writer_cpu::pin_current_thread(cpu);
+                    if !pinned {
+                        tracing::warn!(cpu, "WRITER_CPU: the system refused to pin the group-commit writer; it runs unpinned");
+                    }
+                    pinned
+                });
                 runtime.block_on(async move {
+                    if let Some(cpu) = pinned {
+                        match shared.reopen_writer_here().await {
+                            Ok(()) => tracing::info!(cpu, "group-commit writer pinned to one CPU (WRITER_CPU)"),
+                            // The old connection still works, only unpinned.
+                            Err(e) => tracing::warn!(cpu, error = %e, "WRITER_CPU: could not reopen the write connection on the pinned thread"),
+                        }
+                    }
                     // Opened here, so the connections belong to this runtime.
                     // One spare: sqlx pings a connection when it goes back to
                     // the pool, and the next batch need not wait for that.

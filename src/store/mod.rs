@@ -18,6 +18,7 @@ mod recorder;
 mod report;
 mod sqlite;
 mod write;
+pub mod writer_cpu;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,14 @@ pub trait Store: Send + Sync + 'static {
     /// `None` where that gains nothing (SQLite: its connections already
     /// run on threads of their own, and it has one writer connection).
     fn own_writer(&self, connections: u32) -> Option<Arc<dyn Store>>;
+
+    /// Opens the backend's own write connection again from the calling
+    /// thread, so a thread it runs on inherits that thread's CPU pinning
+    /// (`store::writer_cpu`; SQLite's connection has a thread of its own).
+    /// Nothing to do where statements run elsewhere (PostgreSQL).
+    async fn reopen_writer_here(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Applies the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use zego_room_tracker::domain::Delivery;
 use zego_room_tracker::store::Backend;
+use zego_room_tracker::store::group_commit::GroupCommitOptions;
 use zego_room_tracker::store::query::{Bucket, StatsQuery};
 
 use crate::support::callbacks::*;
@@ -17,7 +18,48 @@ use crate::support::*;
 crate::conformance!(
     a_batch_ends_as_one_by_one_would,
     a_panic_in_a_batch_fails_only_its_culprit_and_the_writer_lives_on,
+    a_writer_pinned_to_a_cpu_stores_every_callback_once,
 );
+
+/// `WRITER_CPU` (`store::writer_cpu`): with its thread pinned, the writer
+/// opens SQLite's write connection again from that thread; callbacks sent
+/// while it does so, and after, are each stored once, and a retry of each
+/// is a duplicate. (That the threads end up on one CPU is checked on the
+/// real binary: `binary::the_sqlite_writer_and_its_connection_share_one_cpu`.)
+async fn a_writer_pinned_to_a_cpu_stores_every_callback_once(backend: Backend) {
+    use futures_util::future::join_all;
+    use zego_room_tracker::domain::Outcome;
+    use zego_room_tracker::store::group_commit::GroupCommit;
+    use zego_room_tracker::store::writer_cpu::allowed_cpus;
+
+    let (store, _db) = crate::or_skip!(fresh_store(backend).await);
+    let cpu = *allowed_cpus()
+        .last()
+        .expect("this process may run somewhere");
+    let writer = GroupCommit::start(
+        &store,
+        GroupCommitOptions {
+            cpu: Some(cpu),
+            ..batching()
+        },
+    )
+    .unwrap();
+    let deliveries: Vec<Delivery> = (0..200)
+        .map(|n| {
+            let (kind, mut fields) = close(9_000 + n, T0 + n as i64, 1);
+            fields.insert("appid".into(), json!(77));
+            assessed(&signed(fields), kind)
+        })
+        .collect();
+    for expected in [Outcome::Stored, Outcome::Duplicate] {
+        let outcomes = join_all(deliveries.iter().map(|d| writer.record(d.clone()))).await;
+        for outcome in outcomes {
+            assert_eq!(outcome.unwrap(), expected);
+        }
+    }
+    let snapshot = store.app_snapshot(77).await.unwrap();
+    assert_eq!(snapshot.sessions.len(), 200);
+}
 
 /// A bug some callback trips (here: a store that panics on room `boom`)
 /// must not take the group-commit writer down with it: the batch's other

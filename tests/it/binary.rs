@@ -57,6 +57,7 @@ fn help_explains_every_setting() {
         "ZEGO_APP_SECRETS",
         "TIMESTAMP_TOLERANCE_SECS",
         "BODY_LIMIT_BYTES",
+        "WRITER_CPU",
         "migrate",
     ] {
         assert!(help.contains(setting), "--help lacks {setting}:\n{help}");
@@ -260,6 +261,102 @@ fn half_a_tls_setting_or_a_missing_certificate_is_named_at_startup() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("cannot load TLS_CERT_PATH missing.pem"),
+        "{stderr}"
+    );
+}
+
+/// `WRITER_CPU=auto` on SQLite (the default): the group-commit writer and
+/// the SQLite write connection's thread run on one CPU, the last this
+/// process may use, and the HTTP threads stay free. With `off` nothing is
+/// pinned. (Linux: read from /proc.)
+#[cfg(target_os = "linux")]
+#[test]
+fn the_sqlite_writer_and_its_connection_share_one_cpu() {
+    /// Each thread's name and the CPUs it may run on (`0-1` style).
+    fn threads(pid: u32) -> Vec<(String, String)> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks
+            .filter_map(|task| {
+                let dir = task.ok()?.path();
+                let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+                let status = std::fs::read_to_string(dir.join("status")).ok()?;
+                let cpus = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+                Some((name.trim().to_owned(), cpus.trim().to_owned()))
+            })
+            .collect()
+    }
+    let cpus_of = |threads: &[(String, String)], prefix: &str| -> Vec<String> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, cpus)| cpus.clone())
+            .collect()
+    };
+    let allowed = zego_room_tracker::store::writer_cpu::allowed_cpus();
+    for setting in ["auto", "off"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = command(dir.path());
+        cmd.env("ZEGO_CALLBACK_SECRET", "s")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("WRITER_CPU", setting);
+        let (mut child, _addr, _rx) = spawn_until_listening(cmd);
+        let unpinned = threads(child.id())
+            .into_iter()
+            .find(|(name, _)| name == "zego-room-track")
+            .map(|(_, cpus)| cpus)
+            .unwrap();
+        let expected = match (setting, allowed.last()) {
+            ("auto", Some(last)) if allowed.len() >= 2 => last.to_string(),
+            _ => unpinned.clone(),
+        };
+        // The writer starts, pins itself and reopens the connection just
+        // after the `listening` line.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let seen = threads(child.id());
+            let writer = cpus_of(&seen, "zrt-group-commi");
+            let connection = cpus_of(&seen, "sqlite-writer");
+            if (writer == [expected.clone()] && connection == [expected.clone()])
+                || std::time::Instant::now() > deadline
+            {
+                break seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            cpus_of(&seen, "zrt-group-commi"),
+            std::slice::from_ref(&expected),
+            "WRITER_CPU={setting}: {seen:?}"
+        );
+        assert_eq!(
+            cpus_of(&seen, "sqlite-writer"),
+            std::slice::from_ref(&expected),
+            "WRITER_CPU={setting}: {seen:?}"
+        );
+        let workers = cpus_of(&seen, "tokio-rt-worker");
+        assert!(!workers.is_empty(), "{seen:?}");
+        for cpus in workers {
+            assert_eq!(cpus, unpinned, "WRITER_CPU={setting}: {seen:?}");
+        }
+    }
+}
+
+#[test]
+fn a_writer_cpu_the_process_cannot_use_is_named_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", "s")
+        .env("WRITER_CPU", "100000")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WRITER_CPU=100000: this process may run on CPUs"),
         "{stderr}"
     );
 }

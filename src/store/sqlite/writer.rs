@@ -79,6 +79,20 @@ impl Writer {
         }
     }
 
+    /// Replaces the connection with one opened from the calling thread:
+    /// sqlx starts a connection's thread from the thread that opens it, and
+    /// a new thread takes its creator's CPU pinning (`store::writer_cpu`).
+    pub async fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = tokio::time::timeout(self.timeout, self.slot.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let fresh = self.options.connect().await?;
+        if let Some(old) = slot.replace(fresh) {
+            let _ = old.close().await;
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         if let Some(connection) = self.slot.lock().await.take() {
             let _ = connection.close().await;
