@@ -36,6 +36,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+for arg in "$@"; do
+  case $arg in
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help; settings are environment variables)" >&2; exit 64 ;;
+  esac
+done
 
 SMOKE=${BENCH_SMOKE:-0}
 [ "$SMOKE" = 0 ] || SMOKE=1

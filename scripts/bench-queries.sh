@@ -17,6 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+for arg in "$@"; do
+  case $arg in
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help; settings are environment variables)" >&2; exit 64 ;;
+  esac
+done
+
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
   PG_SESSIONS=${PG_SESSIONS:-20000} SQLITE_SESSIONS=${SQLITE_SESSIONS:-20000}
   REQUESTS=${REQUESTS:-10} WARMUP=${WARMUP:-2} DEEP_PAGES=${DEEP_PAGES:-5} suffix=_smoke
