@@ -12,7 +12,10 @@
 //! `auto` pins only what lives in this process, so only SQLite: the writer
 //! thread, and the SQLite write connection's thread, which is opened again
 //! from the pinned writer thread so it inherits the CPU
-//! (`Store::reopen_writer_here`). PostgreSQL's backends are not ours to
+//! (`Store::reopen_writer_here`). A connection opened again after a fault
+//! (`sqlite::writer`) keeps the CPU when the writer thread opened it, as it
+//! does for every batch; one a purge opened from the HTTP runtime does not
+//! (slower until the next fault, never wrong). PostgreSQL's backends are not ours to
 //! move; with a CPU number the writer thread is pinned on PostgreSQL too,
 //! which helps only when the operator pins PostgreSQL to that CPU as well
 //! (docs/operations.md).
