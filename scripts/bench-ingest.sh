@@ -108,9 +108,9 @@ PG_VERSION=$(psql -tA "$PG/postgres" -c 'SHOW server_version' 2>/dev/null || ech
 # What limits each rate, measured in the run itself: the CPU time of the
 # service, of PostgreSQL's processes and of the load generator (utime + stime
 # from /proc/PID/stat), and the machine's idle time (/proc/stat), from 1 s
-# after the load starts to 1 s before it ends, in % of one core (all the
-# cores together make 100% each). Backends that start and end inside the
-# window are missed; the pools' connections live through it.
+# after the load starts to 1 s before it ends, in % of one core (each core
+# makes 100%). Backends that start and end inside the window are missed;
+# the pools' connections live through it.
 CLK_TCK=$(getconf CLK_TCK)
 ticks() { # pids... -> their CPU time so far, in clock ticks
   local t=0 p v
@@ -119,11 +119,11 @@ ticks() { # pids... -> their CPU time so far, in clock ticks
 }
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; } # busy idle
 CPU_SERVICE=""; CPU_PG=""; CPU_LOAD=""; CPU_OTHER=""; CPU_IDLE=""
-declare -A PG_TICKS0=()
 cpu_during() { # secs, service pid, load generator pid[, metrics url]: sleeps through the load's middle and sets CPU_* (empty for runs under 4 s)
   # With a metrics url, the load counts as started at the first callback it
   # reports (wrk reads its request file before it sends anything).
-  local secs=$1 service=$2 load=$3 metrics=${4:-} pid s0 s1 p0=0 p1=0 l0 l1 b0 b1 i0 i1 t0 t1
+  local secs=$1 service=$2 load=$3 metrics=${4:-} pid s0 s1 pg=0 l0 l1 b0 b1 i0 i1 t0 t1
+  local -A pg0=()
   CPU_SERVICE=""; CPU_PG=""; CPU_LOAD=""; CPU_OTHER=""; CPU_IDLE=""
   [ "$secs" -ge 4 ] || return 0
   if [ -n "$metrics" ]; then
@@ -132,30 +132,32 @@ cpu_during() { # secs, service pid, load generator pid[, metrics url]: sleeps th
   sleep 1
   # PostgreSQL: every postgres process alive at the end, from its ticks at
   # the start (or from nothing, if it started since).
-  PG_TICKS0=(); for pid in $(pgrep -x postgres); do PG_TICKS0[$pid]=$(ticks "$pid"); done
+  for pid in $(pgrep -x postgres); do pg0[$pid]=$(ticks "$pid"); done
   t0=$(date +%s.%N); s0=$(ticks "$service"); l0=$(ticks "$load"); read -r b0 i0 < <(machine_ticks)
   sleep $(( secs - 2 ))
   t1=$(date +%s.%N); s1=$(ticks "$service"); l1=$(ticks "$load"); read -r b1 i1 < <(machine_ticks)
-  for pid in $(pgrep -x postgres); do p1=$(( p1 + $(ticks "$pid") - ${PG_TICKS0[$pid]:-0} )); done
+  for pid in $(pgrep -x postgres); do pg=$(( pg + $(ticks "$pid") - ${pg0[$pid]:-0} )); done
   read -r CPU_SERVICE CPU_PG CPU_LOAD CPU_OTHER CPU_IDLE < <(python3 -c "
 import sys
 s, p, l, b, i, tick, secs = (float(x) for x in sys.argv[1:])
 pct = lambda t: round(t * 100 / tick / secs)
 print(pct(s), pct(p), pct(l), max(0, pct(b - s - p - l)), pct(i))" \
-    $(( s1 - s0 )) $(( p1 - p0 )) $(( l1 - l0 )) $(( b1 - b0 )) $(( i1 - i0 )) "$CLK_TCK" "$(calc "$t1 - $t0")")
+    $(( s1 - s0 )) "$pg" $(( l1 - l0 )) $(( b1 - b0 )) $(( i1 - i0 )) "$CLK_TCK" "$(calc "$t1 - $t0")")
 }
-CPU_PER_REQUEST=()
-cpu_per_request() { # requests/s -> CPU_PER_REQUEST=(service µs, PostgreSQL µs, idle %), empty if not measured
-  CPU_PER_REQUEST=("" "" "")
+CPU_PER_REQUEST=("" "" "" "")
+cpu_per_request() { # requests/s -> CPU_PER_REQUEST=(service µs, PostgreSQL µs, load generator µs, idle %), empty if not measured
+  CPU_PER_REQUEST=("" "" "" "")
   [ -n "$CPU_SERVICE" ] && [ -n "${1:-}" ] && [ "${1%.*}" -gt 0 ] || return 0
-  CPU_PER_REQUEST=("$(calc "round($CPU_SERVICE * 1e4 / $1)")" "$(calc "round($CPU_PG * 1e4 / $1)")" "$CPU_IDLE")
+  read -r -a CPU_PER_REQUEST < <(python3 -c "
+import sys
+rps = float(sys.argv[1])
+print(*(round(float(pct) * 1e4 / rps) for pct in sys.argv[2:5]), sys.argv[5])" \
+    "$1" "$CPU_SERVICE" "$CPU_PG" "$CPU_LOAD" "$CPU_IDLE")
 }
-cpu_text() { # service name, load generator name, requests/s -> the CPU_* figures as a sentence
+cpu_text() { # service name, load generator name -> the CPU_* and CPU_PER_REQUEST figures as a sentence
   [ -n "$CPU_SERVICE" ] || { echo "CPU not measured (run under 4 s)"; return; }
   local per=""
-  if [ -n "${3:-}" ] && [ "${3%.*}" -gt 0 ]; then
-    per="; per request: $1 $(calc "round($CPU_SERVICE * 1e4 / $3)") µs, PostgreSQL $(calc "round($CPU_PG * 1e4 / $3)") µs, $2 $(calc "round($CPU_LOAD * 1e4 / $3)") µs"
-  fi
+  [ -z "${CPU_PER_REQUEST[0]}" ] || per="; per request: $1 ${CPU_PER_REQUEST[0]} µs, PostgreSQL ${CPU_PER_REQUEST[1]} µs, $2 ${CPU_PER_REQUEST[2]} µs"
   echo "CPU in % of one core ($(nproc) cores: $(( $(nproc) * 100 ))%): $1 $CPU_SERVICE, PostgreSQL $CPU_PG, $2 $CPU_LOAD, other $CPU_OTHER, idle $CPU_IDLE$per"
 }
 
@@ -221,7 +223,7 @@ else
 fi
 if command -v wrk >/dev/null; then WRK_VERSION=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}'); fi
 if [ -n "$PEER_NOTE" ]; then detail "Node peer: $PEER_NOTE"; fi
-PEER_RUN_RPS=""; PEER_RUN_P99=""; PEER_RUN_CPU=("" "" "")
+PEER_RUN_RPS=""; PEER_RUN_P99=""; PEER_RUN_CPU=("" "" "" "")
 peer_run() { # round; sets PEER_RUN_RPS and PEER_RUN_P99 (empty if it failed)
   local round=$1 out non2xx errors rows peer_port
   psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
@@ -242,7 +244,7 @@ peer_run() { # round; sets PEER_RUN_RPS and PEER_RUN_P99 (empty if it failed)
   cpu_per_request "$PEER_RUN_RPS"; PEER_RUN_CPU=("${CPU_PER_REQUEST[@]}")
   non2xx=$(wrk_non2xx "$out"); errors=$(grep -m1 'Socket errors' <<<"$out" || true)
   rows=$(psql -tA "$PG/$ANCHOR_DB" -c 'SELECT count(*) FROM room_close_events' 2>/dev/null || echo "?")
-  detail "round $round: Node peer (express + pg, POOL_SIZE 10) under wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s: ${PEER_RUN_RPS:-failed} req/s, p99 ${PEER_RUN_P99:-?} ms, non-2xx ${non2xx:-0}${errors:+, $errors}; $rows rows stored; $(cpu_text node wrk "$PEER_RUN_RPS")"
+  detail "round $round: Node peer (express + pg, POOL_SIZE 10) under wrk -t1 -c$CLIENTS -d${ANCHOR_SECS}s: ${PEER_RUN_RPS:-failed} req/s, p99 ${PEER_RUN_P99:-?} ms, non-2xx ${non2xx:-0}${errors:+, $errors}; $rows rows stored; $(cpu_text node wrk)"
   [ -n "$PEER_RUN_RPS" ] || detail "round $round: Node peer: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
 }
 
@@ -317,7 +319,8 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
     echo "send wrote no summary for $label:" >&2; tail -n 5 "$WORK/$key.err" >&2
     CHECK_FAILED=1; detail "$label: send failed: $(tail -n 1 "$WORK/$key.err")"; return
   fi
-  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send "$(rps "$key")")}"
+  cpu_per_request "$(rps "$key")"
+  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}"
   eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   # Answers the server archives: all but 503 (storage unavailable: nothing
   # is archived) and 413 (refused before reading). No answer or a 503: slack.
@@ -334,10 +337,10 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
 # is the like-for-like comparison with the peer. Every request is a new
 # callback, so every 2xx is a stored one; requests still in flight when wrk
 # stops (up to one per connection) are committed but not counted: slack.
-WRK_RUN_RPS=""; WRK_RUN_P99=""; WRK_RUN_CPU=("" "" "")
+WRK_RUN_RPS=""; WRK_RUN_P99=""; WRK_RUN_CPU=("" "" "" "")
 run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RUN_P99 (empty if skipped or failed)
   local key=$1 label=$2 url=$3 target=$4 secs=${DURATION%s}
-  WRK_RUN_RPS=""; WRK_RUN_P99=""; WRK_RUN_CPU=("" "" "")
+  WRK_RUN_RPS=""; WRK_RUN_P99=""; WRK_RUN_CPU=("" "" "" "")
   if ! command -v wrk >/dev/null; then detail "$label: skipped: wrk not installed"; return; fi
   if ! [[ $secs =~ ^[0-9]+$ ]]; then detail "$label: skipped: DURATION $DURATION is not whole seconds (Ns)"; return; fi
   local sessions=$(( 40000 * secs / (2 + 2 * USERS) + 1 )) file=$WORK/$key.requests
@@ -365,7 +368,7 @@ run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RU
   if [ -z "$WRK_RUN_RPS" ] || [ -z "$requests" ]; then
     CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
   fi
-  detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB; $(cpu_text server wrk "$WRK_RUN_RPS")"
+  detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB; $(cpu_text server wrk)"
   eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   local ok2xx=$(( requests - non2xx ))
   check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
@@ -391,7 +394,7 @@ for round in $(seq "$ROUNDS"); do
   fi
   if [ -n "$PEER_READY" ]; then
     peer_run "$round"; PEERS+=("$PEER_RUN_RPS"); PEER_P99S+=("$PEER_RUN_P99")
-    PEER_SVC_US+=("${PEER_RUN_CPU[0]}"); PEER_PG_US+=("${PEER_RUN_CPU[1]}"); PEER_IDLE+=("${PEER_RUN_CPU[2]}")
+    PEER_SVC_US+=("${PEER_RUN_CPU[0]}"); PEER_PG_US+=("${PEER_RUN_CPU[1]}"); PEER_IDLE+=("${PEER_RUN_CPU[3]}")
   fi
   fresh_pg ${DBP}_pg_gc
   run_ours pg_gc_$round "round $round: PostgreSQL, GROUP_COMMIT=true, $CLIENTS clients" pg "$PG/${DBP}_pg_gc" ${DBP}_pg_gc true "${LOAD[@]}"
@@ -399,7 +402,7 @@ for round in $(seq "$ROUNDS"); do
   fresh_pg ${DBP}_pg_wrk
   run_ours_wrk pg_wrk_$round "round $round: PostgreSQL, GROUP_COMMIT=true, wrk -c$CLIENTS replaying send --write-requests" "$PG/${DBP}_pg_wrk" ${DBP}_pg_wrk
   WRKS+=("$WRK_RUN_RPS"); WRK_P99S+=("$WRK_RUN_P99")
-  WRK_SVC_US+=("${WRK_RUN_CPU[0]}"); WRK_PG_US+=("${WRK_RUN_CPU[1]}"); WRK_IDLE+=("${WRK_RUN_CPU[2]}")
+  WRK_SVC_US+=("${WRK_RUN_CPU[0]}"); WRK_PG_US+=("${WRK_RUN_CPU[1]}"); WRK_IDLE+=("${WRK_RUN_CPU[3]}")
 done
 PGB32=$(median 0 "${PGB32S[@]}"); PGB64=$(median 0 "${PGB64S[@]}"); CEILING=""; CEILING_FROM=""
 # The ceiling is the better of the two client counts (the stricter comparison).

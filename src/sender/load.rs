@@ -66,11 +66,31 @@ pub async fn replay(
     concurrency: usize,
     done: &AtomicU64,
 ) -> Vec<Record> {
-    futures_util::stream::iter(requests)
-        .map(|request| async move {
-            let sent = sender.replay(request).await;
-            done.fetch_add(1, Ordering::Relaxed);
-            Record::unscheduled(sent)
+    each_once(requests, concurrency, done, |request| {
+        sender.replay(request)
+    })
+    .await
+}
+
+/// `send` applied to each item once, `concurrency` at a time, counting each
+/// answer in `done`.
+async fn each_once<T, F>(
+    items: impl IntoIterator<Item = T>,
+    concurrency: usize,
+    done: &AtomicU64,
+    send: impl Fn(T) -> F,
+) -> Vec<Record>
+where
+    F: std::future::Future<Output = Sent>,
+{
+    futures_util::stream::iter(items)
+        .map(|item| {
+            let sending = send(item);
+            async move {
+                let sent = sending.await;
+                done.fetch_add(1, Ordering::Relaxed);
+                Record::unscheduled(sent)
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -151,16 +171,7 @@ pub async fn hot_room(
         |event: &str| -> Vec<&Callback> { callbacks.iter().filter(|c| c.event == event).collect() };
     let mut records = Vec::with_capacity(callbacks.len());
     for event in ["room_create", "room_login", "room_logout", "room_close"] {
-        let batch: Vec<Record> = futures_util::stream::iter(phase(event))
-            .map(|callback| async move {
-                let sent = sender.send(callback).await;
-                done.fetch_add(1, Ordering::Relaxed);
-                Record::unscheduled(sent)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        records.extend(batch);
+        records.extend(each_once(phase(event), concurrency, done, |c| sender.send(c)).await);
     }
     records
 }

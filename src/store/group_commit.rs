@@ -78,13 +78,14 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("zrt-group-commit".into())
             .spawn(move || {
-                let pinned = options.cpu.filter(|&cpu| {
-                    let pinned = writer_cpu::pin_current_thread(cpu);
-                    if !pinned {
+                let pinned = match options.cpu {
+                    Some(cpu) if writer_cpu::pin_current_thread(cpu) => Some(cpu),
+                    Some(cpu) => {
                         tracing::warn!(cpu, "WRITER_CPU: the system refused to pin the group-commit writer; it runs unpinned");
+                        None
                     }
-                    pinned
-                });
+                    None => None,
+                };
                 runtime.block_on(async move {
                     if let Some(cpu) = pinned {
                         match shared.reopen_writer_here().await {

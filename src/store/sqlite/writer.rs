@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::store::StoreError;
 
@@ -51,9 +51,7 @@ impl Writer {
         &self,
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut slot = tokio::time::timeout(self.timeout, self.slot.lock())
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let mut slot = self.slot().await?;
         let connection = match &mut *slot {
             Some(connection) => connection,
             None => slot.insert(self.options.connect().await?),
@@ -66,6 +64,13 @@ impl Writer {
             *slot = None;
         }
         result
+    }
+
+    /// The connection's slot, waited for at most the timeout (then a 503).
+    async fn slot(&self) -> Result<MutexGuard<'_, Option<SqliteConnection>>, StoreError> {
+        tokio::time::timeout(self.timeout, self.slot.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))
     }
 
     /// Whether the connection is open and free (for the pool gauges).
@@ -83,9 +88,7 @@ impl Writer {
     /// sqlx starts a connection's thread from the thread that opens it, and
     /// a new thread takes its creator's CPU pinning (`store::writer_cpu`).
     pub async fn reopen(&self) -> Result<(), StoreError> {
-        let mut slot = tokio::time::timeout(self.timeout, self.slot.lock())
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let mut slot = self.slot().await?;
         let fresh = self.options.connect().await?;
         if let Some(old) = slot.replace(fresh) {
             let _ = old.close().await;
