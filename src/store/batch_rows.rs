@@ -109,11 +109,9 @@ rows! {
     NewSessions(SessionTouch),
     /// room_sessions widening: appid, session, room and first event (NULL:
     /// none to widen to), lock (1: lock it anyway).
-    SessionWidenings(SessionTouch),
+    SessionWidenings(&'a SessionTouch),
     /// events: every column but the id.
     Events(NewEvent<'a, 'a>),
-    /// events' identities: kind, appid, session, user, user session, time.
-    EventKeys(NewEvent<'a, 'a>),
     /// Presence groups: appid, session, user, user session.
     Groups(GroupKey),
     /// presence_intervals: every column but the id.
@@ -138,7 +136,6 @@ impl<'a> Rows<'a> {
                 Text, Int, Text, Text, Time, Time, Text, Text, Text, Int, Time, Int, Text, Text,
                 Text,
             ],
-            Rows::EventKeys(_) => &[Text, Int, Text, Text, Text, Time],
             Rows::Groups(_) => &[Int, Text, Text, Text],
             Rows::Presence(_) => &[
                 Int, Text, Text, Text, Text, Text, Int, Time, Time, Int, Int, Int, Int,
@@ -176,7 +173,7 @@ impl<'a> Rows<'a> {
                 ]
             }
             Rows::SessionWidenings(rows) => {
-                let t = &rows[i];
+                let t = rows[i];
                 let widen = t.widen.as_ref();
                 vec![
                     Cell::int(t.appid),
@@ -205,17 +202,6 @@ impl<'a> Rows<'a> {
                     Cell::opt_text(c.creator),
                     Cell::opt_text(c.room_name),
                     Cell::text(c.content_sha256),
-                ]
-            }
-            Rows::EventKeys(rows) => {
-                let c = rows[i].columns;
-                vec![
-                    Cell::text(c.event),
-                    Cell::int(c.appid),
-                    Cell::text(&c.room_session_id),
-                    Cell::opt_text(c.user_account),
-                    Cell::opt_text(c.session_id),
-                    Cell::time(c.event_at),
                 ]
             }
             Rows::Groups(rows) => group_cells(&rows[i]).to_vec(),
@@ -391,9 +377,8 @@ mod tests {
         let all = [
             Rows::ReplayClaims(&claims),
             Rows::NewSessions(&touch),
-            Rows::SessionWidenings(&touch),
+            Rows::SessionWidenings(&[&touch[0]]),
             Rows::Events(&events),
-            Rows::EventKeys(&events),
             Rows::Groups(&groups),
             Rows::Presence(&presence),
             Rows::Merges(&merge),

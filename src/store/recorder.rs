@@ -1,28 +1,13 @@
 //! The one transaction a batch of deliveries goes through, whatever the
-//! backend, in three steps:
-//!
-//! 1. **Gather** (`Gather`): claim the batch's signed triples in the replay
-//!    guard, create or widen its session rows, insert its events, then read
-//!    back every event identity's stored row and every presence group's
-//!    logins and logouts. No statement of this step needs another's result,
-//!    so a backend may send them all at once (PostgreSQL sends them with its
-//!    BEGIN, in one message: `store::postgres::batch`).
-//! 2. **Decide**, here, in memory: replays, outcomes, presence intervals,
-//!    session merges, rollup counts, archive rows.
-//! 3. **Write** what was decided (`WriteTx::write_batch`), which a backend
-//!    may send with its COMMIT.
-//!
-//! The gather assumes which deliveries replay a signed triple with another
-//! body (none, at first: such a replay is an attack or a bug, never ZEGO's
-//! retry). When the replay guard says otherwise, `record` answers
-//! `Recorded::Replayed` before anything is decided, and the caller rolls
-//! back and records the batch again assuming what the guard said: a
-//! replayed delivery must not have created a session row or stored an
-//! event. Every result is the one the deliveries would get one after
-//! another in batch order. Backends supply the statements (`WriteTx`); the
-//! decisions live here once.
+//! backend: replay guard → session rows → event identity → presence
+//! recompute / session merge → archive (on PostgreSQL after the advisory
+//! locks its BEGIN took: `store::advisory_locks`). Each step is one set-based
+//! statement for the whole batch (a handful of round trips per commit, not
+//! a handful per callback), and its result is the one the deliveries would
+//! get one after another in batch order. Backends supply the statements
+//! (`WriteTx`); the decisions live here once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -55,51 +40,47 @@ pub struct NewEvent<'c, 'e> {
     pub received_at: DateTime<Utc>,
 }
 
-/// What a batch claims, creates and reads before its first decision, in
-/// the order a backend runs it: each input sorted by key where the order
-/// decides which locks are taken first.
-pub struct Gather<'c, 'e> {
-    /// Signed triples (unique, sorted) to bind to their bodies unless known.
-    pub claims: Vec<ReplayClaim<'e>>,
-    /// Session rows to create bare when absent, widen, and lock where the
-    /// batch creates or closes them (sorted; `SessionTouch`).
-    pub touches: Vec<SessionTouch>,
-    /// Events to insert unless stored (unique identities, sorted); then
-    /// every one's stored row is read back.
-    pub events: Vec<NewEvent<'c, 'e>>,
-    /// Presence groups (sorted) whose stored logins and logouts to read
-    /// back, after the insert.
-    pub groups: Vec<GroupKey>,
-}
-
-/// What the gather found.
-#[derive(Debug, Default)]
-pub struct Gathered {
-    /// Per claimed key, the digest of the first body seen with it.
-    pub first_bodies: HashMap<ReplayKey, String>,
-    /// The identities this transaction inserted.
-    pub inserted: HashSet<EventIdentity>,
-    /// Every gathered identity's stored event: id and content digest.
-    pub stored: HashMap<EventIdentity, (i64, String)>,
-    /// The stored logins and logouts of the gathered groups.
-    pub members: Vec<GroupMemberRow>,
-}
-
-/// The statements of the write path, run inside one open transaction.
+/// The statements of the write path, run inside one open transaction. Each
+/// takes every row of the batch at once; inputs come sorted by key where
+/// the order decides which locks are taken first.
 #[async_trait]
 pub trait WriteTx: Send {
+    /// Binds each key (unique, sorted) to its body's digest unless the key
+    /// is known; returns, per key, the digest of the first body seen with it.
+    async fn claim_replay_keys(
+        &mut self,
+        claims: &[ReplayClaim<'_>],
+    ) -> Result<HashMap<ReplayKey, String>, StoreError>;
+
     /// Whether other transactions write at the same time (PostgreSQL), so
     /// that what a batch will update must be locked up front, in one order.
     fn concurrent_writers(&self) -> bool;
 
-    /// Runs the gather: the claims, then the session rows (created bare,
-    /// then widened and locked), then the events, then the reads, each
-    /// statement seeing the ones before it.
-    async fn gather(&mut self, gather: &Gather<'_, '_>) -> Result<Gathered, StoreError>;
+    /// Creates the bare session rows that do not exist, widens those that
+    /// do, and locks those the batch creates or closes (sorted). A busy
+    /// room's logins and logouts lock its row only when they move it, so
+    /// they do not queue on it.
+    async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError>;
+
+    /// Inserts the events (unique identities) that are not stored yet;
+    /// returns the identity and new id of each one inserted.
+    async fn insert_events(
+        &mut self,
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<Vec<(EventIdentity, i64)>, StoreError>;
+
+    /// Id and content fingerprint of the stored event with this identity.
+    async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError>;
+
+    /// The stored logins and logouts of these groups.
+    async fn presence_groups(
+        &mut self,
+        groups: &[GroupKey],
+    ) -> Result<Vec<GroupMemberRow>, StoreError>;
 
     /// Writes what the batch derived and the deliveries' archive rows
     /// (none for a rebuild): after the last decision, so a backend may send
-    /// it with the COMMIT. An error may surface only at the commit.
+    /// it all at once.
     async fn write_batch(
         &mut self,
         derived: &DerivedWrites,
@@ -130,50 +111,19 @@ pub struct CloseCount {
     pub count: i64,
 }
 
-/// The result of one attempt at recording a batch.
-#[derive(Debug)]
-pub enum Recorded {
-    /// Each delivery's outcome, in order; the caller commits.
-    Outcomes(Vec<Outcome>),
-    /// The replay guard turned away other deliveries than assumed (these):
-    /// the caller rolls back and records again assuming them.
-    Replayed(Vec<bool>),
-}
-
-/// How many times a caller records one batch before it gives up: the
-/// second attempt assumes what the first found, and only a concurrent
-/// writer claiming one of the batch's signed triples in between (or a
-/// purge removing one) makes a third differ.
-pub const RECORD_ATTEMPTS: usize = 4;
-
-/// The error a caller returns when `RECORD_ATTEMPTS` did not settle.
-pub fn unsettled_replays() -> StoreError {
-    StoreError::inconsistent("the replay guard answered differently on every attempt")
-}
-
-/// Decides and writes the outcomes of `deliveries`, in order, assuming
-/// `replayed` (one flag per delivery) of them replay a signed triple with
-/// another body; `Recorded::Replayed` when the replay guard disagrees. The
-/// caller commits or rolls back.
+/// Decides and writes the outcomes of `deliveries`, in order. The caller commits.
 pub async fn record(
     tx: &mut dyn WriteTx,
     deliveries: &[Delivery],
-    replayed: &[bool],
-) -> Result<Recorded, StoreError> {
-    debug_assert_eq!(deliveries.len(), replayed.len());
+) -> Result<Vec<Outcome>, StoreError> {
+    let replayed = replayed_with_another_body(tx, deliveries).await?;
     let fresh: Vec<&Delivery> = deliveries
         .iter()
-        .zip(replayed)
+        .zip(&replayed)
         .filter(|(_, replayed)| !**replayed)
         .map(|(d, _)| d)
         .collect();
-    let plan = Plan::of(&fresh, tx.concurrent_writers());
-    let gathered = tx.gather(&plan.gather(replay_claims(deliveries))).await?;
-    let found = replayed_with_another_body(deliveries, &gathered.first_bodies);
-    if found != replayed {
-        return Ok(Recorded::Replayed(found));
-    }
-    let (applied, derived) = plan.decide(gathered)?;
+    let (applied, derived) = decide(tx, &fresh).await?;
     let mut applied = applied.into_iter();
     let results: Vec<(Outcome, Option<i64>)> = replayed
         .iter()
@@ -192,14 +142,16 @@ pub async fn record(
         })
         .collect();
     tx.write_batch(&derived, &archive).await?;
-    Ok(Recorded::Outcomes(
-        results.into_iter().map(|(outcome, _)| outcome).collect(),
-    ))
+    Ok(results.into_iter().map(|(outcome, _)| outcome).collect())
 }
 
-/// The replay guard's claims: the first delivery of each signed triple in
-/// the batch claims it, sorted by key.
-fn replay_claims(deliveries: &[Delivery]) -> Vec<ReplayClaim<'_>> {
+/// The replay guard: whether each delivery reuses a signed triple first
+/// seen with another body (earlier, or earlier in this batch).
+async fn replayed_with_another_body(
+    tx: &mut dyn WriteTx,
+    deliveries: &[Delivery],
+) -> Result<Vec<bool>, StoreError> {
+    // The first delivery of each key in the batch is the one that claims it.
     let mut claims: BTreeMap<&ReplayKey, ReplayClaim<'_>> = BTreeMap::new();
     for d in deliveries {
         if let Some(key) = &d.replay_key {
@@ -210,23 +162,19 @@ fn replay_claims(deliveries: &[Delivery]) -> Vec<ReplayClaim<'_>> {
             });
         }
     }
-    claims.into_values().collect()
-}
-
-/// Whether each delivery reuses a signed triple first seen with another
-/// body (earlier, or earlier in this batch).
-fn replayed_with_another_body(
-    deliveries: &[Delivery],
-    first_bodies: &HashMap<ReplayKey, String>,
-) -> Vec<bool> {
-    deliveries
+    if claims.is_empty() {
+        return Ok(vec![false; deliveries.len()]);
+    }
+    let claims: Vec<ReplayClaim<'_>> = claims.into_values().collect();
+    let first_bodies = tx.claim_replay_keys(&claims).await?;
+    Ok(deliveries
         .iter()
         .map(|d| {
             d.replay_key.as_ref().is_some_and(|key| {
                 first_bodies.get(key).map(String::as_str) != Some(d.body_sha256.as_str())
             })
         })
-        .collect()
+        .collect())
 }
 
 /// Stores the deliveries' events, where they carry one: each delivery's
@@ -237,30 +185,46 @@ pub async fn apply_verdicts(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
 ) -> Result<Vec<(Outcome, Option<i64>)>, StoreError> {
-    let plan = Plan::of(deliveries, tx.concurrent_writers());
-    let gathered = tx.gather(&plan.gather(Vec::new())).await?;
-    let (results, derived) = plan.decide(gathered)?;
+    let (results, derived) = decide(tx, deliveries).await?;
     tx.write_batch(&derived, &[]).await?;
     Ok(results)
 }
 
 type Results = Vec<(Outcome, Option<i64>)>;
 
-/// A batch's accepted events, laid out for the gather and the decisions.
-struct Plan<'d> {
-    deliveries: Vec<&'d Delivery>,
-    /// Per delivery, its event's position in `events`, if it carries one.
-    accepted: Vec<Option<usize>>,
-    events: Vec<NewEventColumns<'d>>,
-    identities: Vec<EventIdentity>,
-    /// Each distinct identity's first copy in the batch (sorted by identity,
-    /// so concurrent batches insert in one order).
-    first_in_batch: BTreeMap<EventIdentity, usize>,
-    /// Every presence group of the batch's events, sorted.
-    groups: Vec<GroupKey>,
-    /// Whether writers run side by side (PostgreSQL): then creates and
-    /// closes lock their session rows too.
-    lock_lifecycle: bool,
+/// Everything up to the last decision: outcomes, and what they derive.
+async fn decide(
+    tx: &mut dyn WriteTx,
+    deliveries: &[&Delivery],
+) -> Result<(Results, DerivedWrites), StoreError> {
+    let mut accepted = Vec::new();
+    let mut columns = Vec::new();
+    for (i, d) in deliveries.iter().enumerate() {
+        if let Verdict::Accepted(event) = &d.verdict {
+            accepted.push(i);
+            columns.push(NewEventColumns {
+                columns: EventColumns::of(event),
+                received_at: d.received_at,
+            });
+        }
+    }
+    let (stored, derived) = store_events(tx, &columns).await?;
+    let mut stored = stored.into_iter();
+    let mut accepted = accepted.into_iter().peekable();
+    let results = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match &d.verdict {
+            Verdict::Rejected(r) => (Outcome::Rejected(r.clone()), None),
+            Verdict::Ignored { .. } => (Outcome::Ignored, None),
+            Verdict::Accepted(_) => {
+                debug_assert_eq!(accepted.next(), Some(i));
+                let (outcome, id) = stored.next().expect("one result per accepted event");
+                (outcome, Some(id))
+            }
+        })
+        .collect();
+    Ok((results, derived))
 }
 
 struct NewEventColumns<'e> {
@@ -268,176 +232,152 @@ struct NewEventColumns<'e> {
     received_at: DateTime<Utc>,
 }
 
-impl<'d> Plan<'d> {
-    fn of(deliveries: &[&'d Delivery], lock_lifecycle: bool) -> Plan<'d> {
-        let mut accepted = Vec::with_capacity(deliveries.len());
-        let mut events = Vec::new();
-        for d in deliveries {
-            match &d.verdict {
-                Verdict::Accepted(event) => {
-                    accepted.push(Some(events.len()));
-                    events.push(NewEventColumns {
-                        columns: EventColumns::of(event),
-                        received_at: d.received_at,
-                    });
-                }
-                _ => accepted.push(None),
-            }
-        }
-        let identities: Vec<EventIdentity> =
-            events.iter().map(|e| e.columns.identity()).collect();
-        let mut first_in_batch = BTreeMap::new();
-        for (i, identity) in identities.iter().enumerate() {
-            first_in_batch.entry(identity.clone()).or_insert(i);
-        }
-        let groups: BTreeSet<GroupKey> = events
-            .iter()
-            .filter_map(|e| e.columns.presence_group())
-            .collect();
-        Plan {
-            deliveries: deliveries.to_vec(),
-            accepted,
-            events,
-            identities,
-            first_in_batch,
-            groups: groups.into_iter().collect(),
-            lock_lifecycle,
-        }
+/// The event a batch stores (or finds) for one identity.
+struct FirstCopy {
+    id: i64,
+    content_sha256: String,
+    /// Inserted by this batch, by the event at this position.
+    inserted_by: Option<usize>,
+}
+
+async fn store_events(
+    tx: &mut dyn WriteTx,
+    events: &[NewEventColumns<'_>],
+) -> Result<(Vec<(Outcome, i64)>, DerivedWrites), StoreError> {
+    let mut derived = DerivedWrites::default();
+    if events.is_empty() {
+        return Ok((Vec::new(), derived));
+    }
+    // The batch's distinct identities (the first copy of each in batch
+    // order), sorted so concurrent batches insert in one order.
+    let identities: Vec<EventIdentity> = events.iter().map(|e| e.columns.identity()).collect();
+    let mut first_in_batch: BTreeMap<&EventIdentity, usize> = BTreeMap::new();
+    for (i, identity) in identities.iter().enumerate() {
+        first_in_batch.entry(identity).or_insert(i);
     }
 
-    /// The gather of this batch, with the replay guard's `claims`.
-    ///
-    /// Locks come before the insert, in one order for every batch. Where
-    /// writers run side by side (PostgreSQL), the transaction began holding
-    /// its presence groups' locks (`store::advisory_locks`); the session
-    /// rows come next, sorted. Two copies of one event then meet at a lock
-    /// this batch takes before any event (the group of a login or logout,
-    /// the session row of a create or close), so the reads see every event
-    /// a concurrent writer committed and no two batches wait on each other
-    /// (`SessionTouch`).
-    fn gather(&self, claims: Vec<ReplayClaim<'d>>) -> Gather<'_, 'd> {
-        // Every copy of a login or logout; the first copy of a create or
-        // close, and only where writers run side by side (one writer needs
-        // no lock).
-        let presence = self
-            .events
-            .iter()
-            .map(|e| &e.columns)
-            .filter(|c| c.is_presence());
-        let lifecycle = self
-            .first_in_batch
-            .values()
-            .map(|&i| &self.events[i].columns)
-            .filter(|c| self.lock_lifecycle && !c.is_presence());
-        let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-        for c in presence.chain(lifecycle) {
-            let touch = touches
-                .entry((c.appid, c.room_session_id.as_str()))
-                .or_insert_with(|| SessionTouch::new(c));
-            if c.is_presence() {
-                touch.absorb_presence(c);
+    // Locks before the insert, in one order for every batch. Where writers
+    // run side by side (PostgreSQL), the transaction began holding its
+    // presence groups' locks (`store::advisory_locks`); the session rows
+    // come next, sorted. Two copies of one event then meet at a lock this
+    // batch takes before any event (the group of a login or logout, the
+    // session row of a create or close), so the recomputation below sees
+    // every event a concurrent writer committed and no two batches wait
+    // on each other (`SessionTouch`).
+    // Every copy of a login or logout; the first copy of a create or close,
+    // and only where writers run side by side (one writer needs no lock).
+    let lock_lifecycle = tx.concurrent_writers();
+    let presence = events
+        .iter()
+        .map(|e| &e.columns)
+        .filter(|c| c.is_presence());
+    let lifecycle = first_in_batch
+        .values()
+        .map(|&i| &events[i].columns)
+        .filter(|c| lock_lifecycle && !c.is_presence());
+    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
+    for c in presence.chain(lifecycle) {
+        let touch = touches
+            .entry((c.appid, c.room_session_id.as_str()))
+            .or_insert_with(|| SessionTouch::new(c));
+        if c.is_presence() {
+            touch.absorb_presence(c);
+        } else {
+            touch.absorb_lifecycle(c);
+        }
+    }
+    if !touches.is_empty() {
+        let touches: Vec<SessionTouch> = touches.into_values().collect();
+        tx.touch_sessions(&touches).await?;
+    }
+
+    let new_events: Vec<NewEvent<'_, '_>> = first_in_batch
+        .values()
+        .map(|&i| NewEvent {
+            columns: &events[i].columns,
+            received_at: events[i].received_at,
+        })
+        .collect();
+    let inserted: HashMap<EventIdentity, i64> =
+        tx.insert_events(&new_events).await?.into_iter().collect();
+    let mut first_copies: HashMap<&EventIdentity, FirstCopy> = HashMap::new();
+    for (&identity, &i) in &first_in_batch {
+        let copy = match inserted.get(identity) {
+            Some(&id) => FirstCopy {
+                id,
+                content_sha256: events[i].columns.content_sha256.to_owned(),
+                inserted_by: Some(i),
+            },
+            // Stored before this batch: a retry (or a conflicting copy).
+            None => {
+                let (id, content_sha256) = tx.find_event(&events[i].columns).await?;
+                FirstCopy {
+                    id,
+                    content_sha256,
+                    inserted_by: None,
+                }
+            }
+        };
+        first_copies.insert(identity, copy);
+    }
+
+    let mut results = Vec::with_capacity(events.len());
+    let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
+    let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
+    let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
+    for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
+        let first = &first_copies[identity];
+        let outcome = if first.inserted_by == Some(i) {
+            Outcome::Stored
+        } else if first.content_sha256 == e.columns.content_sha256 {
+            Outcome::Duplicate
+        } else {
+            Outcome::Conflict
+        };
+        if outcome == Outcome::Stored {
+            let c = &e.columns;
+            if let Some(group) = c.presence_group() {
+                changed_groups.insert(group);
             } else {
-                touch.absorb_lifecycle(c);
-            }
-        }
-        Gather {
-            claims,
-            touches: touches.into_values().collect(),
-            events: self
-                .first_in_batch
-                .values()
-                .map(|&i| NewEvent {
-                    columns: &self.events[i].columns,
-                    received_at: self.events[i].received_at,
-                })
-                .collect(),
-            groups: self.groups.clone(),
-        }
-    }
-
-    /// Every decision, from what the gather found: each delivery's outcome
-    /// and event id, and what the stored events derive.
-    fn decide(self, gathered: Gathered) -> Result<(Results, DerivedWrites), StoreError> {
-        let mut derived = DerivedWrites::default();
-        let mut event_results = Vec::with_capacity(self.events.len());
-        let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
-        let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
-        let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
-        for (i, (e, identity)) in self.events.iter().zip(&self.identities).enumerate() {
-            let Some((id, content_sha256)) = gathered.stored.get(identity) else {
-                // The insert stored it or found it stored: a read after it
-                // that misses it is a bug, not a state to guess around.
-                return Err(StoreError::inconsistent(format!(
-                    "the stored row of {identity:?} was not read back"
-                )));
-            };
-            let inserted_here = gathered.inserted.contains(identity);
-            let outcome = if inserted_here && self.first_in_batch[identity] == i {
-                Outcome::Stored
-            } else if *content_sha256 == e.columns.content_sha256 {
-                Outcome::Duplicate
-            } else {
-                Outcome::Conflict
-            };
-            if outcome == Outcome::Stored {
-                let c = &e.columns;
-                if let Some(group) = c.presence_group() {
-                    changed_groups.insert(group);
-                } else {
-                    merges
-                        .entry((c.appid, c.room_session_id.as_str()))
-                        .and_modify(|m| m.absorb(c))
-                        .or_insert_with(|| LifecycleMerge::of(c));
-                    // Exactly once per session: a second close of it is a
-                    // duplicate or a conflict.
-                    if c.event == EventKind::RoomClose.as_str() {
-                        let reason = c.reason.expect("a stored close has a close_reason");
-                        *close_counts
-                            .entry((c.appid, c.event_hour(), reason))
-                            .or_default() += 1;
-                    }
+                merges
+                    .entry((c.appid, c.room_session_id.as_str()))
+                    .and_modify(|m| m.absorb(c))
+                    .or_insert_with(|| LifecycleMerge::of(c));
+                // Exactly once per session: a second close of it is a
+                // duplicate or a conflict.
+                if c.event == EventKind::RoomClose.as_str() {
+                    let reason = c.reason.expect("a stored close has a close_reason");
+                    *close_counts
+                        .entry((c.appid, c.event_hour(), reason))
+                        .or_default() += 1;
                 }
             }
-            event_results.push((outcome, *id));
         }
-
-        if !changed_groups.is_empty() {
-            derived.groups = changed_groups.into_iter().collect();
-            let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
-            for row in gathered.members {
-                members.entry(row.group).or_default().push(row.event);
-            }
-            for g in &derived.groups {
-                let rows = members.remove(g).unwrap_or_default();
-                derived
-                    .intervals
-                    .extend(intervals_of(rows).into_iter().map(|i| (g.clone(), i)));
-            }
-        }
-        derived.merges = merges.into_values().collect();
-        derived.close_counts = close_counts
-            .into_iter()
-            .map(|((appid, hour_start, close_reason), count)| CloseCount {
-                appid,
-                hour_start,
-                close_reason,
-                count,
-            })
-            .collect();
-
-        let results = self
-            .deliveries
-            .iter()
-            .zip(&self.accepted)
-            .map(|(d, accepted)| match (&d.verdict, accepted) {
-                (Verdict::Rejected(r), _) => (Outcome::Rejected(r.clone()), None),
-                (Verdict::Accepted(_), Some(i)) => {
-                    let (outcome, id) = &event_results[*i];
-                    (outcome.clone(), Some(*id))
-                }
-                _ => (Outcome::Ignored, None),
-            })
-            .collect();
-        Ok((results, derived))
+        results.push((outcome, first.id));
     }
+
+    if !changed_groups.is_empty() {
+        derived.groups = changed_groups.into_iter().collect();
+        let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
+        for row in tx.presence_groups(&derived.groups).await? {
+            members.entry(row.group).or_default().push(row.event);
+        }
+        for g in &derived.groups {
+            let rows = members.remove(g).unwrap_or_default();
+            derived
+                .intervals
+                .extend(intervals_of(rows).into_iter().map(|i| (g.clone(), i)));
+        }
+    }
+    derived.merges = merges.into_values().collect();
+    derived.close_counts = close_counts
+        .into_iter()
+        .map(|((appid, hour_start, close_reason), count)| CloseCount {
+            appid,
+            hour_start,
+            close_reason,
+            count,
+        })
+        .collect();
+    Ok((results, derived))
 }

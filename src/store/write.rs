@@ -4,6 +4,7 @@
 //! statement (`store::batch_rows`) and a handful of SQL texts. The
 //! decisions are in `store::recorder` and `store::rebuild`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -15,12 +16,15 @@ use crate::domain::presence::PresenceInterval;
 use crate::domain::{Outcome, ReplayKey};
 use crate::store::StoreError;
 use crate::store::batch_rows::{Column, Rows};
-use crate::store::merge::{GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch, StoredEventRow};
+use crate::store::merge::{
+    EventColumns, EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow,
+    LifecycleMerge, SessionTouch,
+};
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
 use crate::store::rebuild_sql;
 use crate::store::recorder::{
-    ArchiveRow, CloseCount, DerivedWrites, Gather, Gathered, NewEvent, ReplayClaim, WriteTx,
+    ArchiveRow, CloseCount, DerivedWrites, NewEvent, ReplayClaim, WriteTx,
 };
 
 /// The SQL that differs between backends.
@@ -80,11 +84,6 @@ impl<'c, DB: Database> Write<'c, DB> {
         self.0.commit().await?;
         Ok(())
     }
-
-    pub async fn rollback(self) -> Result<(), StoreError> {
-        self.0.rollback().await?;
-        Ok(())
-    }
 }
 
 /// The statement `sql` makes of a row source, once per statement-sized
@@ -115,27 +114,196 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
-    for<'r> StoredEventRow: FromRow<'r, DB::Row>,
+    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
     for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
+    for<'r> GroupEventRow: FromRow<'r, DB::Row>,
 {
+    async fn claim_replay_keys(
+        &mut self,
+        claims: &[ReplayClaim<'_>],
+    ) -> Result<HashMap<ReplayKey, String>, StoreError> {
+        let mut first_bodies = HashMap::with_capacity(claims.len());
+        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
+        // the first body's digest of known keys too.
+        let claim = |rows: &str| {
+            format!(
+                "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
+                 {rows}
+                 ON CONFLICT (sent_timestamp, nonce, signature)
+                 DO UPDATE SET body_sha256 = replay_guard.body_sha256
+                 RETURNING sent_timestamp, nonce, signature, body_sha256"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::ReplayClaims(claims), claim) {
+            let rows = sqlx::query_as_with::<DB, (String, String, String, String), _>(
+                &sql,
+                args::<DB>(rows)?,
+            )
+            .fetch_all(&mut *self.0)
+            .await?;
+            for (timestamp, nonce, signature, body_sha256) in rows {
+                let key = ReplayKey {
+                    timestamp,
+                    nonce,
+                    signature,
+                };
+                first_bodies.insert(key, body_sha256);
+            }
+        }
+        Ok(first_bodies)
+    }
+
     fn concurrent_writers(&self) -> bool {
         DB::CONCURRENT_WRITERS
     }
 
-    async fn gather(&mut self, gather: &Gather<'_, '_>) -> Result<Gathered, StoreError> {
-        let mut gathered = Gathered::default();
-        for step in GatherStep::all(gather) {
-            for (sql, rows) in statements::<DB>(step.rows(), |rows| step.sql::<DB>(rows)) {
-                for row in sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+    async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError> {
+        let insert = |rows: &str| {
+            format!(
+                "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
+                 {rows}
+                 ON CONFLICT (appid, room_session_id) DO NOTHING
+                 RETURNING appid, room_session_id"
+            )
+        };
+        let mut created: Vec<(i64, String)> = Vec::new();
+        for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), insert) {
+            created.extend(
+                sqlx::query_as_with::<DB, (i64, String), _>(&sql, args::<DB>(rows)?)
                     .fetch_all(&mut *self.0)
-                    .await?
-                {
-                    step.absorb::<DB>(&row, &mut gathered)?;
-                }
-            }
+                    .await?,
+            );
         }
-        Ok(gathered)
+        // A row this transaction created holds its lock already and never
+        // moves. (RETURNING's order is not promised: sort, then search.)
+        created.sort_unstable();
+        let existing: Vec<&SessionTouch> = touches
+            .iter()
+            .filter(|t| {
+                let key = (t.appid, t.room_session_id.as_str());
+                created
+                    .binary_search_by(|(appid, id)| (*appid, id.as_str()).cmp(&key))
+                    .is_err()
+            })
+            .collect();
+        // The WHERE updates (and so locks) a row only when this batch
+        // moves its room id or first event time, or will create or close
+        // it; a new row never moves. A touch without logins or logouts
+        // (NULL room id and time) leaves the values as they are:
+        // started_at is always COALESCE(created_at, first_event_at).
+        let least = DB::LEAST;
+        let widen = |rows: &str| {
+            format!(
+                "WITH touched (appid, room_session_id, room_id, first_event_at, lock) AS ({rows})
+                 UPDATE room_sessions SET
+                    room_id = {least}(room_sessions.room_id,
+                        COALESCE(touched.room_id, room_sessions.room_id)),
+                    first_event_at = {least}(room_sessions.first_event_at,
+                        COALESCE(touched.first_event_at, room_sessions.first_event_at)),
+                    started_at = COALESCE(room_sessions.created_at,
+                        {least}(room_sessions.first_event_at,
+                            COALESCE(touched.first_event_at, room_sessions.first_event_at)))
+                 FROM touched
+                 WHERE room_sessions.appid = touched.appid
+                   AND room_sessions.room_session_id = touched.room_session_id
+                   AND (touched.lock = 1
+                        OR room_sessions.first_event_at > touched.first_event_at
+                        OR room_sessions.room_id > touched.room_id)"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), widen) {
+            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+                .execute(&mut *self.0)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_events(
+        &mut self,
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<Vec<(EventIdentity, i64)>, StoreError> {
+        let mut inserted = Vec::with_capacity(events.len());
+        // The identity comes back with each id: RETURNING's row order is
+        // not promised to follow the rows'.
+        let insert = |rows: &str| {
+            format!(
+                "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
+                                     user_account, session_id, user_nickname, user_role, login_at,
+                                     reason, creator, room_name, content_sha256)
+                 {rows}
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at"
+            )
+        };
+        for (sql, rows) in statements::<DB>(Rows::Events(events), insert) {
+            let rows = sqlx::query_as_with::<DB, InsertedEventRow, _>(&sql, args::<DB>(rows)?)
+                .fetch_all(&mut *self.0)
+                .await?;
+            inserted.extend(rows.into_iter().map(|r| (r.identity(), r.id)));
+        }
+        Ok(inserted)
+    }
+
+    async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError> {
+        // Logins and logouts are identified by user, session and time too;
+        // for creates and closes those are NULL and not part of the identity.
+        Ok(sqlx::query_as::<DB, _>(
+            "SELECT id, content_sha256 FROM events
+             WHERE event = $1 AND appid = $2 AND room_session_id = $3
+               AND ($4 IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
+        )
+        .bind(c.event)
+        .bind(c.appid)
+        .bind(c.room_session_id.as_str())
+        .bind(c.user_account)
+        .bind(c.session_id)
+        .bind(c.event_at)
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn presence_groups(
+        &mut self,
+        groups: &[GroupKey],
+    ) -> Result<Vec<GroupMemberRow>, StoreError> {
+        // One SELECT per kind, each with its kind as a literal, so each can
+        // use that kind's identity index (a partial index that leads with
+        // user and user session): a group's lookup stays small however many
+        // users the room has. `+ 0` and `|| ''` keep the appid and session
+        // out of any index condition, so events_by_session (appid, session,
+        // time), which reads the whole room, is never a candidate: on a
+        // young table the planner could not tell the two apart.
+        let select = |event: &str| {
+            per_key::<DB>(
+                "e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
+                 e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role",
+                "events e",
+                &format!(
+                    "e.user_account = g.user_account AND e.session_id = g.session_id
+                     AND e.appid + 0 = g.appid AND e.room_session_id || '' = g.room_session_id
+                     AND e.event = '{event}'"
+                ),
+            )
+        };
+        let (logins, logouts) = (select("room_login"), select("room_logout"));
+        let lookup = |rows: &str| {
+            format!(
+                "WITH g (appid, room_session_id, user_account, session_id) AS ({rows})
+                 {logins} UNION ALL {logouts}"
+            )
+        };
+        let mut found = Vec::new();
+        for (sql, rows) in statements::<DB>(Rows::Groups(groups), lookup) {
+            found.extend(
+                sqlx::query_as_with::<DB, GroupMemberRow, _>(&sql, args::<DB>(rows)?)
+                    .fetch_all(&mut *self.0)
+                    .await?,
+            );
+        }
+        Ok(found)
     }
 
     async fn write_batch(
@@ -189,206 +357,6 @@ where
         }
         Ok(())
     }
-}
-
-/// One statement of the gather (`recorder::Gather`), in the order they
-/// run: each sees what the ones before it wrote.
-#[derive(Clone, Copy)]
-pub enum GatherStep<'a, 'c, 'e> {
-    /// Binds each signed triple to its body's digest unless the triple is
-    /// known; reads back, per triple, the digest of the first body seen
-    /// with it.
-    Claim(&'a [ReplayClaim<'e>]),
-    /// Creates the session rows that do not exist yet, bare.
-    CreateSessions(&'a [SessionTouch]),
-    /// Widens the session rows and locks those the batch creates or closes.
-    WidenSessions(&'a [SessionTouch]),
-    /// Inserts the events not stored yet; reads back those inserted.
-    InsertEvents(&'a [NewEvent<'c, 'e>]),
-    /// Reads back every event's stored row (inserted, or stored before).
-    ReadEvents(&'a [NewEvent<'c, 'e>]),
-    /// Reads back the groups' stored logins and logouts.
-    ReadGroups(&'a [GroupKey]),
-}
-
-impl<'a, 'c, 'e> GatherStep<'a, 'c, 'e> {
-    /// The steps of `gather`, in order (some may have no rows).
-    pub fn all(gather: &'a Gather<'c, 'e>) -> [GatherStep<'a, 'c, 'e>; 6] {
-        [
-            GatherStep::Claim(&gather.claims),
-            GatherStep::CreateSessions(&gather.touches),
-            GatherStep::WidenSessions(&gather.touches),
-            GatherStep::InsertEvents(&gather.events),
-            GatherStep::ReadEvents(&gather.events),
-            GatherStep::ReadGroups(&gather.groups),
-        ]
-    }
-
-    pub fn rows(&self) -> Rows<'a> {
-        match *self {
-            GatherStep::Claim(r) => Rows::ReplayClaims(r),
-            GatherStep::CreateSessions(r) => Rows::NewSessions(r),
-            GatherStep::WidenSessions(r) => Rows::SessionWidenings(r),
-            GatherStep::InsertEvents(r) => Rows::Events(r),
-            GatherStep::ReadEvents(r) => Rows::EventKeys(r),
-            GatherStep::ReadGroups(r) => Rows::Groups(r),
-        }
-    }
-
-    /// The statement, around a row source of this step's rows.
-    pub fn sql<DB: WriteDialect>(&self, rows: &str) -> String {
-        let least = DB::LEAST;
-        match self {
-            // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
-            // the first body's digest of known keys too.
-            GatherStep::Claim(_) => format!(
-                "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
-                 {rows}
-                 ON CONFLICT (sent_timestamp, nonce, signature)
-                 DO UPDATE SET body_sha256 = replay_guard.body_sha256
-                 RETURNING sent_timestamp, nonce, signature, body_sha256"
-            ),
-            GatherStep::CreateSessions(_) => format!(
-                "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
-                 {rows}
-                 ON CONFLICT (appid, room_session_id) DO NOTHING"
-            ),
-            // The WHERE updates (and so locks) a row only when this batch
-            // moves its room id or first event time, or will create or close
-            // it. A row the step before created already carries the batch's
-            // smallest values (and its lock): it moves nowhere. A touch
-            // without logins or logouts (NULL room id and time) leaves the
-            // values as they are: started_at is always
-            // COALESCE(created_at, first_event_at).
-            GatherStep::WidenSessions(_) => format!(
-                "WITH touched (appid, room_session_id, room_id, first_event_at, lock) AS ({rows})
-                 UPDATE room_sessions SET
-                    room_id = {least}(room_sessions.room_id,
-                        COALESCE(touched.room_id, room_sessions.room_id)),
-                    first_event_at = {least}(room_sessions.first_event_at,
-                        COALESCE(touched.first_event_at, room_sessions.first_event_at)),
-                    started_at = COALESCE(room_sessions.created_at,
-                        {least}(room_sessions.first_event_at,
-                            COALESCE(touched.first_event_at, room_sessions.first_event_at)))
-                 FROM touched
-                 WHERE room_sessions.appid = touched.appid
-                   AND room_sessions.room_session_id = touched.room_session_id
-                   AND (touched.lock = 1
-                        OR room_sessions.first_event_at > touched.first_event_at
-                        OR room_sessions.room_id > touched.room_id)"
-            ),
-            // The identity comes back with each id: RETURNING's row order is
-            // not promised to follow the rows'.
-            GatherStep::InsertEvents(_) => format!(
-                "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
-                                     user_account, session_id, user_nickname, user_role, login_at,
-                                     reason, creator, room_name, content_sha256)
-                 {rows}
-                 ON CONFLICT DO NOTHING
-                 RETURNING {STORED_EVENT_COLUMNS}"
-            ),
-            // One SELECT per kind, each with its kind as a literal, so each
-            // can use that kind's identity index (a partial unique index).
-            GatherStep::ReadEvents(_) => {
-                let select = |event: &str, user: &str| {
-                    per_key::<DB>(
-                        &qualified("e", STORED_EVENT_COLUMNS),
-                        "events e",
-                        &format!(
-                            "g.column1 = '{event}' AND e.event = '{event}' {user}
-                             AND e.appid = g.column2 AND e.room_session_id = g.column3"
-                        ),
-                    )
-                };
-                let user = "AND e.user_account = g.column4 AND e.session_id = g.column5
-                            AND e.event_at = g.column6";
-                format!(
-                    "WITH g AS ({rows}) {} UNION ALL {} UNION ALL {} UNION ALL {}",
-                    select("room_create", ""),
-                    select("room_close", ""),
-                    select("room_login", user),
-                    select("room_logout", user),
-                )
-            }
-            // One SELECT per kind, each with its kind as a literal, so each
-            // can use that kind's identity index (a partial index that leads
-            // with user and user session): a group's lookup stays small
-            // however many users the room has. `+ 0` and `|| ''` keep the
-            // appid and session out of any index condition, so
-            // events_by_session (appid, session, time), which reads the
-            // whole room, is never a candidate: on a young table the planner
-            // could not tell the two apart.
-            GatherStep::ReadGroups(_) => {
-                let select = |event: &str| {
-                    per_key::<DB>(
-                        "e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
-                         e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role",
-                        "events e",
-                        &format!(
-                            "e.user_account = g.user_account AND e.session_id = g.session_id
-                             AND e.appid + 0 = g.appid AND e.room_session_id || '' = g.room_session_id
-                             AND e.event = '{event}'"
-                        ),
-                    )
-                };
-                format!(
-                    "WITH g (appid, room_session_id, user_account, session_id) AS ({rows})
-                     {} UNION ALL {}",
-                    select("room_login"),
-                    select("room_logout")
-                )
-            }
-        }
-    }
-
-    /// Adds what a row of this step's statement says to `gathered`.
-    pub fn absorb<DB: Database>(
-        &self,
-        row: &DB::Row,
-        gathered: &mut Gathered,
-    ) -> Result<(), sqlx::Error>
-    where
-        for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
-        for<'r> StoredEventRow: FromRow<'r, DB::Row>,
-        for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
-    {
-        match self {
-            GatherStep::Claim(_) => {
-                let (timestamp, nonce, signature, body_sha256) = FromRow::from_row(row)?;
-                let key = ReplayKey {
-                    timestamp,
-                    nonce,
-                    signature,
-                };
-                gathered.first_bodies.insert(key, body_sha256);
-            }
-            GatherStep::CreateSessions(_) | GatherStep::WidenSessions(_) => {}
-            GatherStep::InsertEvents(_) => {
-                let stored = StoredEventRow::from_row(row)?;
-                gathered.inserted.insert(stored.identity());
-            }
-            GatherStep::ReadEvents(_) => {
-                let stored = StoredEventRow::from_row(row)?;
-                let value = (stored.id, stored.content_sha256.clone());
-                gathered.stored.insert(stored.identity(), value);
-            }
-            GatherStep::ReadGroups(_) => gathered.members.push(GroupMemberRow::from_row(row)?),
-        }
-        Ok(())
-    }
-}
-
-/// What the write path reads back of a stored event (`StoredEventRow`).
-const STORED_EVENT_COLUMNS: &str =
-    "id, content_sha256, event, appid, room_session_id, user_account, session_id, event_at";
-
-/// `columns` (comma-separated), each qualified with `alias`.
-fn qualified(alias: &str, columns: &str) -> String {
-    let qualified: Vec<String> = columns
-        .split(", ")
-        .map(|column| format!("{alias}.{column}"))
-        .collect();
-    qualified.join(", ")
 }
 
 /// One statement's worth of a batch's final writes.

@@ -28,7 +28,7 @@ use crate::store::query::{
 };
 use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::recorder::{RECORD_ATTEMPTS, Recorded, record, unsettled_replays};
+use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
@@ -255,22 +255,10 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let locks = BatchLocks::of(deliveries);
-        let mut replayed = vec![false; deliveries.len()];
-        for _ in 0..RECORD_ATTEMPTS {
-            let mut tx = Write::new(self.begin(&locks).await?);
-            match record(&mut tx, deliveries, &replayed).await? {
-                Recorded::Outcomes(outcomes) => {
-                    tx.commit().await?;
-                    return Ok(outcomes);
-                }
-                Recorded::Replayed(found) => {
-                    tx.rollback().await?;
-                    replayed = found;
-                }
-            }
-        }
-        Err(unsettled_replays())
+        let mut tx = Write::new(self.begin(&BatchLocks::of(deliveries)).await?);
+        let outcomes = record(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     async fn list_deliveries(
