@@ -112,6 +112,8 @@ rows! {
     SessionWidenings(&'a SessionTouch),
     /// events: every column but the id.
     Events(NewEvent<'a, 'a>),
+    /// events' identities: kind, appid, session, user, user session, time.
+    EventKeys(NewEvent<'a, 'a>),
     /// Presence groups: appid, session, user, user session.
     Groups(GroupKey),
     /// presence_intervals: every column but the id.
@@ -136,6 +138,7 @@ impl<'a> Rows<'a> {
                 Text, Int, Text, Text, Time, Time, Text, Text, Text, Int, Time, Int, Text, Text,
                 Text,
             ],
+            Rows::EventKeys(_) => &[Text, Int, Text, Text, Text, Time],
             Rows::Groups(_) => &[Int, Text, Text, Text],
             Rows::Presence(_) => &[
                 Int, Text, Text, Text, Text, Text, Int, Time, Time, Int, Int, Int, Int,
@@ -202,6 +205,17 @@ impl<'a> Rows<'a> {
                     Cell::opt_text(c.creator),
                     Cell::opt_text(c.room_name),
                     Cell::text(c.content_sha256),
+                ]
+            }
+            Rows::EventKeys(rows) => {
+                let c = rows[i].columns;
+                vec![
+                    Cell::text(c.event),
+                    Cell::int(c.appid),
+                    Cell::text(&c.room_session_id),
+                    Cell::opt_text(c.user_account),
+                    Cell::opt_text(c.session_id),
+                    Cell::time(c.event_at),
                 ]
             }
             Rows::Groups(rows) => group_cells(&rows[i]).to_vec(),
@@ -379,6 +393,7 @@ mod tests {
             Rows::NewSessions(&touch),
             Rows::SessionWidenings(&[&touch[0]]),
             Rows::Events(&events),
+            Rows::EventKeys(&events),
             Rows::Groups(&groups),
             Rows::Presence(&presence),
             Rows::Merges(&merge),

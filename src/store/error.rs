@@ -20,6 +20,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database answered what the write path cannot have asked for: a
+    /// bug, reported as `Internal`.
+    pub fn inconsistent(what: impl Into<String>) -> StoreError {
+        StoreError::Internal(sqlx::Error::Decode(what.into().into()))
+    }
+
     /// A deadlock or serialization failure (SQLSTATE class 40): the same
     /// transaction, run again, will very likely succeed.
     pub fn is_lock_conflict(&self) -> bool {

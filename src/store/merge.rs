@@ -124,10 +124,12 @@ impl EventIdentity {
     }
 }
 
-/// An event row as `INSERT … RETURNING` gives it back: its id and identity.
+/// A stored event as the write path reads it back (and as `INSERT …
+/// RETURNING` gives it): its id, content digest and identity.
 #[derive(Debug, sqlx::FromRow)]
-pub struct InsertedEventRow {
+pub struct StoredEventRow {
     pub id: i64,
+    pub content_sha256: String,
     pub event: String,
     pub appid: i64,
     pub room_session_id: String,
@@ -136,7 +138,7 @@ pub struct InsertedEventRow {
     pub event_at: DateTime<Utc>,
 }
 
-impl InsertedEventRow {
+impl StoredEventRow {
     pub fn identity(&self) -> EventIdentity {
         EventIdentity::new(
             &self.event,

@@ -69,8 +69,12 @@ pub trait WriteTx: Send {
         events: &[NewEvent<'_, '_>],
     ) -> Result<Vec<(EventIdentity, i64)>, StoreError>;
 
-    /// Id and content fingerprint of the stored event with this identity.
-    async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError>;
+    /// Id and content fingerprint of the stored event of each of these
+    /// (unique) identities.
+    async fn find_events(
+        &mut self,
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<HashMap<EventIdentity, (i64, String)>, StoreError>;
 
     /// The stored logins and logouts of these groups.
     async fn presence_groups(
@@ -300,6 +304,20 @@ async fn store_events(
         .collect();
     let inserted: HashMap<EventIdentity, i64> =
         tx.insert_events(&new_events).await?.into_iter().collect();
+    // Stored before this batch: retries (or conflicting copies), all
+    // looked up in one statement.
+    let stored_before: Vec<NewEvent<'_, '_>> = first_in_batch
+        .iter()
+        .filter(|(identity, _)| !inserted.contains_key(*identity))
+        .map(|(_, &i)| NewEvent {
+            columns: &events[i].columns,
+            received_at: events[i].received_at,
+        })
+        .collect();
+    let mut found = match stored_before.is_empty() {
+        true => HashMap::new(),
+        false => tx.find_events(&stored_before).await?,
+    };
     let mut first_copies: HashMap<&EventIdentity, FirstCopy> = HashMap::new();
     for (&identity, &i) in &first_in_batch {
         let copy = match inserted.get(identity) {
@@ -308,9 +326,11 @@ async fn store_events(
                 content_sha256: events[i].columns.content_sha256.to_owned(),
                 inserted_by: Some(i),
             },
-            // Stored before this batch: a retry (or a conflicting copy).
             None => {
-                let (id, content_sha256) = tx.find_event(&events[i].columns).await?;
+                // The insert met it, so a read after it finds it.
+                let (id, content_sha256) = found.remove(identity).ok_or_else(|| {
+                    StoreError::inconsistent(format!("{identity:?} was neither inserted nor found"))
+                })?;
                 FirstCopy {
                     id,
                     content_sha256,

@@ -17,8 +17,8 @@ use crate::domain::{Outcome, ReplayKey};
 use crate::store::StoreError;
 use crate::store::batch_rows::{Column, Rows};
 use crate::store::merge::{
-    EventColumns, EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow,
-    LifecycleMerge, SessionTouch,
+    EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch,
+    StoredEventRow,
 };
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
@@ -116,7 +116,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
-    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
+    for<'r> StoredEventRow: FromRow<'r, DB::Row>,
     for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
 {
@@ -235,11 +235,11 @@ where
                                      reason, creator, room_name, content_sha256)
                  {rows}
                  ON CONFLICT DO NOTHING
-                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at"
+                 RETURNING {STORED_EVENT_COLUMNS}"
             )
         };
         for (sql, rows) in statements::<DB>(Rows::Events(events), insert) {
-            let rows = sqlx::query_as_with::<DB, InsertedEventRow, _>(&sql, args::<DB>(rows)?)
+            let rows = sqlx::query_as_with::<DB, StoredEventRow, _>(&sql, args::<DB>(rows)?)
                 .fetch_all(&mut *self.0)
                 .await?;
             inserted.extend(rows.into_iter().map(|r| (r.identity(), r.id)));
@@ -247,22 +247,45 @@ where
         Ok(inserted)
     }
 
-    async fn find_event(&mut self, c: &EventColumns<'_>) -> Result<(i64, String), StoreError> {
-        // Logins and logouts are identified by user, session and time too;
-        // for creates and closes those are NULL and not part of the identity.
-        Ok(sqlx::query_as::<DB, _>(
-            "SELECT id, content_sha256 FROM events
-             WHERE event = $1 AND appid = $2 AND room_session_id = $3
-               AND ($4 IS NULL OR (user_account = $4 AND session_id = $5 AND event_at = $6))",
-        )
-        .bind(c.event)
-        .bind(c.appid)
-        .bind(c.room_session_id.as_str())
-        .bind(c.user_account)
-        .bind(c.session_id)
-        .bind(c.event_at)
-        .fetch_one(&mut *self.0)
-        .await?)
+    async fn find_events(
+        &mut self,
+        events: &[NewEvent<'_, '_>],
+    ) -> Result<HashMap<EventIdentity, (i64, String)>, StoreError> {
+        // One SELECT per kind, each with its kind as a literal, so each can
+        // use that kind's identity index (a partial unique index); a key
+        // of another kind skips it without touching the table.
+        let select = |event: &str, user: &str| {
+            per_key::<DB>(
+                &qualified("e", STORED_EVENT_COLUMNS),
+                "events e",
+                &format!(
+                    "g.column1 = '{event}' AND e.event = '{event}' {user}
+                     AND e.appid = g.column2 AND e.room_session_id = g.column3"
+                ),
+            )
+        };
+        let user = "AND e.user_account = g.column4 AND e.session_id = g.column5
+                    AND e.event_at = g.column6";
+        let lookup = |rows: &str| {
+            format!(
+                "WITH g AS ({rows}) {} UNION ALL {} UNION ALL {} UNION ALL {}",
+                select("room_create", ""),
+                select("room_close", ""),
+                select("room_login", user),
+                select("room_logout", user),
+            )
+        };
+        let mut found = HashMap::with_capacity(events.len());
+        for (sql, rows) in statements::<DB>(Rows::EventKeys(events), lookup) {
+            let rows = sqlx::query_as_with::<DB, StoredEventRow, _>(&sql, args::<DB>(rows)?)
+                .fetch_all(&mut *self.0)
+                .await?;
+            for row in rows {
+                let stored = (row.id, row.content_sha256.clone());
+                found.insert(row.identity(), stored);
+            }
+        }
+        Ok(found)
     }
 
     async fn presence_groups(
@@ -357,6 +380,19 @@ where
         }
         Ok(())
     }
+}
+
+/// What the write path reads back of a stored event (`StoredEventRow`).
+const STORED_EVENT_COLUMNS: &str =
+    "id, content_sha256, event, appid, room_session_id, user_account, session_id, event_at";
+
+/// `columns` (comma-separated), each qualified with `alias`.
+fn qualified(alias: &str, columns: &str) -> String {
+    let qualified: Vec<String> = columns
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect();
+    qualified.join(", ")
 }
 
 /// One statement's worth of a batch's final writes.
