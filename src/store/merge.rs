@@ -124,12 +124,10 @@ impl EventIdentity {
     }
 }
 
-/// A stored event as the write path reads it back (and as `INSERT …
-/// RETURNING` gives it): its id, content digest and identity.
+/// An event row as `INSERT … RETURNING` gives it back: its id and identity.
 #[derive(Debug, sqlx::FromRow)]
-pub struct StoredEventRow {
+pub struct InsertedEventRow {
     pub id: i64,
-    pub content_sha256: String,
     pub event: String,
     pub appid: i64,
     pub room_session_id: String,
@@ -138,7 +136,16 @@ pub struct StoredEventRow {
     pub event_at: DateTime<Utc>,
 }
 
-impl StoredEventRow {
+/// An event stored before the batch that meets it, read back: its id and
+/// identity, and the digest that tells a retry from a conflicting copy.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredEventRow {
+    #[sqlx(flatten)]
+    pub row: InsertedEventRow,
+    pub content_sha256: String,
+}
+
+impl InsertedEventRow {
     pub fn identity(&self) -> EventIdentity {
         EventIdentity::new(
             &self.event,

@@ -70,7 +70,7 @@ pub trait WriteTx: Send {
     ) -> Result<Vec<(EventIdentity, i64)>, StoreError>;
 
     /// Id and content fingerprint of the stored event of each of these
-    /// (unique) identities.
+    /// (unique) identities; no statement for none.
     async fn find_events(
         &mut self,
         events: &[NewEvent<'_, '_>],
@@ -314,10 +314,7 @@ async fn store_events(
             received_at: events[i].received_at,
         })
         .collect();
-    let mut found = match stored_before.is_empty() {
-        true => HashMap::new(),
-        false => tx.find_events(&stored_before).await?,
-    };
+    let mut found = tx.find_events(&stored_before).await?;
     let mut first_copies: HashMap<&EventIdentity, FirstCopy> = HashMap::new();
     for (&identity, &i) in &first_in_batch {
         let copy = match inserted.get(identity) {

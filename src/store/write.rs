@@ -17,8 +17,8 @@ use crate::domain::{Outcome, ReplayKey};
 use crate::store::StoreError;
 use crate::store::batch_rows::{Column, Rows};
 use crate::store::merge::{
-    EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch,
-    StoredEventRow,
+    EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow, LifecycleMerge,
+    SessionTouch, StoredEventRow,
 };
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
@@ -116,6 +116,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> (i64, String): FromRow<'r, DB::Row>,
     for<'r> (String, String, String, String): FromRow<'r, DB::Row>,
+    for<'r> InsertedEventRow: FromRow<'r, DB::Row>,
     for<'r> StoredEventRow: FromRow<'r, DB::Row>,
     for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
@@ -235,11 +236,11 @@ where
                                      reason, creator, room_name, content_sha256)
                  {rows}
                  ON CONFLICT DO NOTHING
-                 RETURNING {STORED_EVENT_COLUMNS}"
+                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at"
             )
         };
         for (sql, rows) in statements::<DB>(Rows::Events(events), insert) {
-            let rows = sqlx::query_as_with::<DB, StoredEventRow, _>(&sql, args::<DB>(rows)?)
+            let rows = sqlx::query_as_with::<DB, InsertedEventRow, _>(&sql, args::<DB>(rows)?)
                 .fetch_all(&mut *self.0)
                 .await?;
             inserted.extend(rows.into_iter().map(|r| (r.identity(), r.id)));
@@ -256,7 +257,8 @@ where
         // of another kind skips it without touching the table.
         let select = |event: &str, user: &str| {
             per_key::<DB>(
-                &qualified("e", STORED_EVENT_COLUMNS),
+                "e.id, e.event, e.appid, e.room_session_id, e.user_account, e.session_id,
+                 e.event_at, e.content_sha256",
                 "events e",
                 &format!(
                     "g.column1 = '{event}' AND e.event = '{event}' {user}
@@ -280,9 +282,9 @@ where
             let rows = sqlx::query_as_with::<DB, StoredEventRow, _>(&sql, args::<DB>(rows)?)
                 .fetch_all(&mut *self.0)
                 .await?;
-            for row in rows {
-                let stored = (row.id, row.content_sha256.clone());
-                found.insert(row.identity(), stored);
+            for stored in rows {
+                let identity = stored.row.identity();
+                found.insert(identity, (stored.row.id, stored.content_sha256));
             }
         }
         Ok(found)
@@ -380,19 +382,6 @@ where
         }
         Ok(())
     }
-}
-
-/// What the write path reads back of a stored event (`StoredEventRow`).
-const STORED_EVENT_COLUMNS: &str =
-    "id, content_sha256, event, appid, room_session_id, user_account, session_id, event_at";
-
-/// `columns` (comma-separated), each qualified with `alias`.
-fn qualified(alias: &str, columns: &str) -> String {
-    let qualified: Vec<String> = columns
-        .split(", ")
-        .map(|column| format!("{alias}.{column}"))
-        .collect();
-    qualified.join(", ")
 }
 
 /// One statement's worth of a batch's final writes.
