@@ -314,13 +314,15 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
   local secs=0; [[ " $* " =~ \ --duration\ ([0-9]+)s\  ]] && secs=${BASH_REMATCH[1]}
   cpu_during "$secs" "$SERVER_PID" "$send_pid" "http://127.0.0.1:$PORT/metrics"
   wait "$send_pid" || true
+  local steps; steps=$(steps_text "http://127.0.0.1:$PORT/metrics")
+  eval "STEPS_${key}=\$steps"
   stop_server
   if [ ! -s "$json" ]; then
     echo "send wrote no summary for $label:" >&2; tail -n 5 "$WORK/$key.err" >&2
     CHECK_FAILED=1; detail "$label: send failed: $(tail -n 1 "$WORK/$key.err")"; return
   fi
   cpu_per_request "$(rps "$key")"
-  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}"
+  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}${steps:+; write transactions: $steps}"
   eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   # Answers the server archives: all but 503 (storage unavailable: nothing
   # is archived) and 413 (refused before reading). No answer or a 503: slack.
@@ -333,6 +335,40 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
 # Our service under the client the Node.js peer is measured with: the same
 # kind of sessions, written signed to a file by `send --write-requests`
 # (enough for 40,000/s) and replayed once each by wrk (bench/wrk-replay.lua).
+# --- where a write transaction's time goes ----------------------------------------
+# From the server's own /metrics, read just before it stops: the mean
+# transaction (a batch, with group commit) and what each of its steps took
+# on average (zrt_write_step_duration_seconds over the transaction count:
+# a step that runs in few of them shows its share); "in between" is the
+# rest of a group-commit batch (decisions in memory, building statements).
+steps_text() { # metrics url -> one sentence, or nothing
+  curl -s "$1" 2>/dev/null | python3 -c "
+import re, sys
+sums, counts, plain = {}, {}, {}
+for line in sys.stdin:
+    m = re.match(r'zrt_write_step_duration_seconds_(sum|count)\{step=\"(\w+)\"\} (\S+)', line)
+    if m:
+        (sums if m[1] == 'sum' else counts)[m[2]] = float(m[3])
+    m = re.match(r'(zrt_group_commit_\w+) (\S+)', line)
+    if m:
+        plain[m[1]] = float(m[2])
+txs = counts.get('begin', 0)
+if not txs:
+    sys.exit()
+order = ['begin', 'claim_replay_keys', 'touch_sessions', 'insert_events', 'find_events',
+         'presence_groups', 'write_batch', 'commit']
+steps = ', '.join(f'{k} {sums.get(k, 0) * 1e3 / txs:.2f}' for k in order)
+batches = plain.get('zrt_group_commit_batch_size_count', 0)
+if batches:
+    size = plain['zrt_group_commit_batch_size_sum'] / batches
+    took = plain['zrt_group_commit_duration_seconds_sum'] * 1e3 / batches
+    rest = took - sum(sums.values()) * 1e3 / txs
+    print(f'{int(txs)} transactions, mean batch {size:.1f} callbacks in {took:.2f} ms: {steps}, in between {rest:.2f} ms')
+else:
+    print(f'{int(txs)} transactions, mean ms: {steps}')
+" 2>/dev/null || true
+}
+
 # `send` costs the shared cores more CPU per request than wrk does, so this
 # is the like-for-like comparison with the peer. Every request is a new
 # callback, so every 2xx is a stored one; requests still in flight when wrk
@@ -359,6 +395,7 @@ run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RU
   cpu_during "$secs" "$SERVER_PID" "$wrk_pid" "http://127.0.0.1:$PORT/metrics"
   wait "$wrk_pid" || true
   out=$(cat "$WORK/$key.wrk")
+  local steps; steps=$(steps_text "http://127.0.0.1:$PORT/metrics")
   stop_server
   rm -f "$file"
   WRK_RUN_RPS=$(printf '%.0f' "$(wrk_rps "$out")" 2>/dev/null || true); WRK_RUN_P99=$(wrk_p99 "$out")
@@ -368,7 +405,7 @@ run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RU
   if [ -z "$WRK_RUN_RPS" ] || [ -z "$requests" ]; then
     CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
   fi
-  detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB; $(cpu_text server wrk)"
+  detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB; $(cpu_text server wrk)${steps:+; write transactions: $steps}"
   eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   local ok2xx=$(( requests - non2xx ))
   check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
@@ -501,6 +538,14 @@ W_SVC=$(median 0 "${WRK_SVC_US[@]}"); P_SVC=$(median 0 "${PEER_SVC_US[@]}")
 if [ -n "$W_SVC" ] && [ -n "$P_SVC" ]; then
   rows+=("| context: CPU per request at full load under wrk$MED, ours vs the Node.js peer | — | ours: server $W_SVC µs + PostgreSQL $(median 0 "${WRK_PG_US[@]}") µs, machine $(median 0 "${WRK_IDLE[@]}")% idle (of $(( $(nproc) * 100 ))%); peer: node $P_SVC µs + PostgreSQL $(median 0 "${PEER_PG_US[@]}") µs, machine $(median 0 "${PEER_IDLE[@]}")% idle | — |")
 fi
+# What a batch's chain is made of, in the round whose send rate is the median.
+for round in $(seq "$ROUNDS"); do
+  if [ -n "$P" ] && [ "$(rps pg_gc_$round)" = "$P" ]; then
+    eval "steps=\${STEPS_pg_gc_$round:-}"
+    [ -z "$steps" ] || rows+=("| context: a PostgreSQL write transaction at full load under send (round $round, the median rate), mean ms per step | — | $steps | — |")
+    break
+  fi
+done
 if [ -f "$WORK/pg_rate.json" ]; then
   p99=$(jget "$WORK/pg_rate.json" "round(s['latency_ms']['p99'], 1)")
   p99s=$(jget "$WORK/pg_rate.json" "round(s['latency_from_schedule_ms']['p99'], 1)")

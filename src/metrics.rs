@@ -87,3 +87,8 @@ pub fn record_batch(size: usize, elapsed: Duration) {
     histogram!("zrt_group_commit_batch_size").record(size as f64);
     histogram!("zrt_group_commit_duration_seconds").record(elapsed.as_secs_f64());
 }
+
+/// One step of a write transaction (`store::timed::WriteStep`).
+pub fn record_write_step(step: &'static str, elapsed: Duration) {
+    histogram!("zrt_write_step_duration_seconds", "step" => step).record(elapsed.as_secs_f64());
+}

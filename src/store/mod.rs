@@ -17,6 +17,7 @@ mod rebuild_sql;
 mod recorder;
 mod report;
 mod sqlite;
+mod timed;
 mod write;
 pub mod writer_cpu;
 

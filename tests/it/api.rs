@@ -685,7 +685,7 @@ async fn answers_have_exactly_the_fields_the_spec_documents(backend: Backend) {
     );
 }
 
-async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
+async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     let close = fixture("room_close.json");
     app.post("/callbacks/room_close", json_body(&signed(close.clone())))
@@ -697,6 +697,9 @@ async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
         json_body(&sign_with(close, "forged")),
     )
     .await;
+    let login = fixture("room_login.json");
+    app.post("/callbacks/room_login", json_body(&signed(login)))
+        .await;
     let (status, headers, text) = app.get_raw("/metrics", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -714,6 +717,21 @@ async fn metrics_count_callbacks_rejections_latency_and_pool(backend: Backend) {
         "zrt_db_pool_connections{state=\"open\"}",
     ] {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    // Every step a write transaction went through (the duplicate close
+    // looked its event up; the login read its presence group).
+    for step in [
+        "begin",
+        "claim_replay_keys",
+        "touch_sessions",
+        "insert_events",
+        "find_events",
+        "presence_groups",
+        "write_batch",
+        "commit",
+    ] {
+        let expected = format!("zrt_write_step_duration_seconds_count{{step=\"{step}\"}}");
+        assert!(text.contains(&expected), "missing {expected} in\n{text}");
     }
 }
 
@@ -769,7 +787,7 @@ async fn sql_looking_input_is_only_data(backend: Backend) {
 conformance!(
     closes_and_stats_after_2262_work_like_any_other,
     sql_looking_input_is_only_data,
-    metrics_count_callbacks_rejections_latency_and_pool,
+    metrics_count_callbacks_rejections_latency_pool_and_write_steps,
     closed_rooms_are_newest_first_with_every_field,
     closed_rooms_filter_by_app_room_reason_and_half_open_time,
     pagination_covers_every_row_once_and_ends_with_a_null_cursor,

@@ -30,6 +30,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
+use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 
@@ -255,9 +256,10 @@ impl Store for PgStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = Write::new(self.begin(&BatchLocks::of(deliveries)).await?);
-        let outcomes = record(&mut tx, deliveries).await?;
-        tx.commit().await?;
+        let locks = BatchLocks::of(deliveries);
+        let mut tx = Write::new(timed(WriteStep::Begin, self.begin(&locks)).await?);
+        let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
+        timed(WriteStep::Commit, tx.commit()).await?;
         Ok(outcomes)
     }
 

@@ -28,6 +28,7 @@ use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
+use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 use writer::Writer;
@@ -177,9 +178,10 @@ impl Store for SqliteStore {
         // process is waited for (busy_timeout) rather than failing mid-way.
         self.writer
             .run(async |connection| {
-                let mut tx = Write::new(connection.begin_with("BEGIN IMMEDIATE").await?);
-                let outcomes = record(&mut tx, deliveries).await?;
-                tx.commit().await?;
+                let begin = connection.begin_with("BEGIN IMMEDIATE");
+                let mut tx = Write::new(timed(WriteStep::Begin, begin).await?);
+                let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
+                timed(WriteStep::Commit, tx.commit()).await?;
                 Ok(outcomes)
             })
             .await
