@@ -730,9 +730,12 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
         "write_batch",
         "commit",
     ] {
-        let expected = format!("zrt_write_step_duration_seconds_count{{step=\"{step}\"}}");
+        let expected = format!("zrt_write_step_duration_seconds_bucket{{step=\"{step}\",le=");
         assert!(text.contains(&expected), "missing {expected} in\n{text}");
     }
+    // Every histogram has buckets: a summary keeps its samples and cost
+    // megabytes to render after a busy minute.
+    assert!(!text.contains("quantile="), "a summary in\n{text}");
 }
 
 /// SQL-looking text in every parameter and path segment is data: a 400 or
