@@ -16,7 +16,8 @@
 # peer (npm ci in the copy) under `wrk -t1 -c64 -d10s --latency -s peer_unique.lua`,
 # and, for the like-for-like comparison with the peer, our service under the
 # same wrk command replaying requests from `send --write-requests`
-# (bench/wrk-replay.lua).
+# (bench/wrk-replay.lua). The p99 at half the median rate is measured ROUNDS
+# times too, and the table takes the median.
 #
 # After every run of our service the database is checked against the
 # sender's JSON summary: events rows = callbacks answered 2xx "stored", no
@@ -455,12 +456,23 @@ detail "medians of $ROUNDS round(s): pgbench c=32 ${PGB32:-?} (of $(listed "${PG
 fresh_pg ${DBP}_pg_nogc
 run_ours pg_nogc "PostgreSQL, GROUP_COMMIT=false, $CLIENTS clients" pg "$PG/${DBP}_pg_nogc" ${DBP}_pg_nogc false "${LOAD[@]}"
 
-MAX_RATE=$P; HALF=""
+# The latency at half load, ROUNDS times like the headline rates: one run
+# is at the mercy of a stall of the machine's own (half-second I/O stalls
+# that hit the Node.js peer's runs as well were seen here); the table takes
+# the median p99 and lists every round's.
+MAX_RATE=$P; HALF=""; RATE_P99S=(); RATE_P99_SCHEDULES=(); RATE_RPSS=()
 if [ -n "$MAX_RATE" ] && [ "$MAX_RATE" -gt 1 ]; then
   HALF=$(( MAX_RATE / 2 ))
-  fresh_pg ${DBP}_pg_rate
-  run_ours pg_rate "PostgreSQL, GROUP_COMMIT=true, --rate $HALF (50% of $MAX_RATE/s)" pg "$PG/${DBP}_pg_rate" ${DBP}_pg_rate true \
-    --users "$USERS" --rate "$HALF" --duration "$DURATION"
+  for round in $(seq "$ROUNDS"); do
+    fresh_pg ${DBP}_pg_rate
+    run_ours pg_rate_$round "round $round: PostgreSQL, GROUP_COMMIT=true, --rate $HALF (50% of $MAX_RATE/s)" pg "$PG/${DBP}_pg_rate" ${DBP}_pg_rate true \
+      --users "$USERS" --rate "$HALF" --duration "$DURATION"
+    if [ -f "$WORK/pg_rate_$round.json" ]; then
+      RATE_P99S+=("$(jget "$WORK/pg_rate_$round.json" "round(s['latency_ms']['p99'], 1)")")
+      RATE_P99_SCHEDULES+=("$(jget "$WORK/pg_rate_$round.json" "round(s['latency_from_schedule_ms']['p99'], 1)")")
+      RATE_RPSS+=("$(rps pg_rate_$round)")
+    fi
+  done
 fi
 fresh_pg ${DBP}_pg_hot
 run_ours pg_hot "PostgreSQL, GROUP_COMMIT=true, hot room of $HOT_USERS users, $CLIENTS in flight" pg "$PG/${DBP}_pg_hot" ${DBP}_pg_hot true \
@@ -546,13 +558,14 @@ for round in $(seq "$ROUNDS"); do
     break
   fi
 done
-if [ -f "$WORK/pg_rate.json" ]; then
-  p99=$(jget "$WORK/pg_rate.json" "round(s['latency_ms']['p99'], 1)")
-  p99s=$(jget "$WORK/pg_rate.json" "round(s['latency_from_schedule_ms']['p99'], 1)")
-  got=$(rps pg_rate)
+if [ ${#RATE_P99S[@]} -gt 0 ]; then
+  p99=$(median 1 "${RATE_P99S[@]}")
+  p99s=$(median 1 "${RATE_P99_SCHEDULES[@]}")
+  got=$(median 0 "${RATE_RPSS[@]}")
+  rounds=""; [ ${#RATE_P99S[@]} -lt 2 ] || rounds=", median of $(listed "${RATE_P99S[@]}")"
   # Judged on send-to-answer; "from schedule" adds the time a callback waited
   # for the answer to its session's previous one (see send --help, --rate).
-  rows+=("| p99 latency at 50% of max rate (--rate $HALF, achieved $got/s) | ≤ 20 ms | $p99 ms send to answer (from the schedule: $p99s ms) | $(ok "$p99 <= 20") |")
+  rows+=("| p99 latency at 50% of max rate (--rate $HALF, achieved $got/s) | ≤ 20 ms | $p99 ms send to answer$rounds (from the schedule: $p99s ms) | $(ok "$p99 <= 20") |")
 else
   rows+=("| p99 latency at 50% of max rate | ≤ 20 ms | not measured | n/a |")
 fi
