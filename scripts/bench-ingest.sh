@@ -301,47 +301,13 @@ check_db() { # label, kind, target, stored answers, requests answered, slack
   detail "database check, $label: $verdict — events $events (stored answers $stored), duplicated identities $dupes, deliveries $deliveries (requests answered $answered${slack:+, slack $slack})${why:+; FAILED:$why}"
 }
 
-run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args...
-  local key=$1 label=$2 kind=$3 url=$4 target=$5 gc=$6; shift 6
-  log "$label: send $*"
-  start_server "$url" "$gc"
-  local json=$WORK/$key.json
-  note_cmd "DATABASE_URL=$url GROUP_COMMIT=$gc RUST_LOG=warn $(basename "$BIN") &  # then:"
-  note_cmd "  zego-room-tracker send --url http://127.0.0.1:PORT --no-retry --summary-json FILE $*"
-  "$BIN" send --url "http://127.0.0.1:$PORT" --no-retry --summary-json "$json" "$@" \
-    >"$WORK/$key.out" 2>"$WORK/$key.err" &
-  local send_pid=$!
-  # Only runs of a fixed duration have a middle to measure (not the hot room's).
-  local secs=0; [[ " $* " =~ \ --duration\ ([0-9]+)s\  ]] && secs=${BASH_REMATCH[1]}
-  cpu_during "$secs" "$SERVER_PID" "$send_pid" "http://127.0.0.1:$PORT/metrics"
-  wait "$send_pid" || true
-  local steps; steps=$(steps_text "http://127.0.0.1:$PORT/metrics")
-  eval "STEPS_${key}=\$steps"
-  stop_server
-  if [ ! -s "$json" ]; then
-    echo "send wrote no summary for $label:" >&2; tail -n 5 "$WORK/$key.err" >&2
-    CHECK_FAILED=1; detail "$label: send failed: $(tail -n 1 "$WORK/$key.err")"; return
-  fi
-  cpu_per_request "$(rps "$key")"
-  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}${steps:+; write transactions: $steps}"
-  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
-  # Answers the server archives: all but 503 (storage unavailable: nothing
-  # is archived) and 413 (refused before reading). No answer or a 503: slack.
-  check_db "$label" "$kind" "$target" \
-    "$(jget "$json" "s['outcomes'].get('stored', 0)")" \
-    "$(jget "$json" "sum(v for k, v in s['status'].items() if k not in ('none', '503', '413'))")" \
-    "$(jget "$json" "s['status'].get('none', 0) + s['status'].get('503', 0) + (s['requests'] - s['callbacks'])")"
-}
-
-# Our service under the client the Node.js peer is measured with: the same
-# kind of sessions, written signed to a file by `send --write-requests`
-# (enough for 40,000/s) and replayed once each by wrk (bench/wrk-replay.lua).
 # --- where a write transaction's time goes ----------------------------------------
 # From the server's own /metrics, read just before it stops: the mean
 # transaction (a batch, with group commit) and what each of its steps took
 # on average (zrt_write_step_duration_seconds over the transaction count:
 # a step that runs in few of them shows its share); "in between" is the
 # rest of a group-commit batch (decisions in memory, building statements).
+declare -A STEPS=() # run key -> its steps_text
 steps_text() { # metrics url -> one sentence, or nothing
   curl -s "$1" 2>/dev/null | python3 -c "
 import re, sys
@@ -370,6 +336,41 @@ else:
 " 2>/dev/null || true
 }
 
+run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args...
+  local key=$1 label=$2 kind=$3 url=$4 target=$5 gc=$6; shift 6
+  log "$label: send $*"
+  start_server "$url" "$gc"
+  local json=$WORK/$key.json
+  note_cmd "DATABASE_URL=$url GROUP_COMMIT=$gc RUST_LOG=warn $(basename "$BIN") &  # then:"
+  note_cmd "  zego-room-tracker send --url http://127.0.0.1:PORT --no-retry --summary-json FILE $*"
+  "$BIN" send --url "http://127.0.0.1:$PORT" --no-retry --summary-json "$json" "$@" \
+    >"$WORK/$key.out" 2>"$WORK/$key.err" &
+  local send_pid=$!
+  # Only runs of a fixed duration have a middle to measure (not the hot room's).
+  local secs=0; [[ " $* " =~ \ --duration\ ([0-9]+)s\  ]] && secs=${BASH_REMATCH[1]}
+  cpu_during "$secs" "$SERVER_PID" "$send_pid" "http://127.0.0.1:$PORT/metrics"
+  wait "$send_pid" || true
+  local steps; steps=$(steps_text "http://127.0.0.1:$PORT/metrics")
+  STEPS[$key]=$steps
+  stop_server
+  if [ ! -s "$json" ]; then
+    echo "send wrote no summary for $label:" >&2; tail -n 5 "$WORK/$key.err" >&2
+    CHECK_FAILED=1; detail "$label: send failed: $(tail -n 1 "$WORK/$key.err")"; return
+  fi
+  cpu_per_request "$(rps "$key")"
+  detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}${steps:+; write transactions: $steps}"
+  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
+  # Answers the server archives: all but 503 (storage unavailable: nothing
+  # is archived) and 413 (refused before reading). No answer or a 503: slack.
+  check_db "$label" "$kind" "$target" \
+    "$(jget "$json" "s['outcomes'].get('stored', 0)")" \
+    "$(jget "$json" "sum(v for k, v in s['status'].items() if k not in ('none', '503', '413'))")" \
+    "$(jget "$json" "s['status'].get('none', 0) + s['status'].get('503', 0) + (s['requests'] - s['callbacks'])")"
+}
+
+# Our service under the client the Node.js peer is measured with: the same
+# kind of sessions, written signed to a file by `send --write-requests`
+# (enough for 40,000/s) and replayed once each by wrk (bench/wrk-replay.lua).
 # `send` costs the shared cores more CPU per request than wrk does, so this
 # is the like-for-like comparison with the peer. Every request is a new
 # callback, so every 2xx is a stored one; requests still in flight when wrk
@@ -553,7 +554,7 @@ fi
 # What a batch's chain is made of, in the round whose send rate is the median.
 for round in $(seq "$ROUNDS"); do
   if [ -n "$P" ] && [ "$(rps pg_gc_$round)" = "$P" ]; then
-    eval "steps=\${STEPS_pg_gc_$round:-}"
+    steps=${STEPS[pg_gc_$round]:-}
     [ -z "$steps" ] || rows+=("| context: a PostgreSQL write transaction at full load under send (round $round, the median rate), mean ms per step | — | $steps | — |")
     break
   fi

@@ -15,17 +15,20 @@ use crate::domain::{EventKind, Outcome};
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let latency = [
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        // Durations, from a tenth of a millisecond (a write statement) to
+        // seconds (a slow request).
+        let durations = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0,
         ];
         let lag = [
             0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 120.0, 600.0, 3600.0,
         ];
+        // Buckets for every histogram by default: one without them becomes
+        // a summary, which keeps its samples until a scrape and cost 14 MiB
+        // of peak memory to render after a busy minute.
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("zrt_http_request_duration_seconds".into()),
-                &latency,
-            )
+            .set_buckets(&durations)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full("zrt_callback_lag_seconds".into()), &lag)
             })
@@ -33,23 +36,6 @@ pub fn handle() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(
                     Matcher::Full("zrt_group_commit_batch_size".into()),
                     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
-                )
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("zrt_group_commit_duration_seconds".into()),
-                    &latency,
-                )
-            })
-            .and_then(|b| {
-                // Statements take tenths of a millisecond; a summary instead
-                // of buckets cost 14 MiB to render after a busy minute.
-                b.set_buckets_for_metric(
-                    Matcher::Full("zrt_write_step_duration_seconds".into()),
-                    &[
-                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                        0.25, 0.5, 1.0, 2.5, 5.0,
-                    ],
                 )
             })
             .expect("bucket lists are non-empty")
