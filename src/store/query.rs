@@ -130,7 +130,13 @@ pub fn in_timeline_order(rows: &mut [TimelineRow]) {
     fn key(r: &TimelineRow) -> (DateTime<Utc>, u8, &Option<String>, &Option<String>) {
         (r.event_at, rank(&r.event), &r.user_account, &r.session_id)
     }
-    rows.sort_by(|a, b| key(a).cmp(&key(b)));
+    // The time alone decides almost every comparison: the event's rank
+    // (string compares) and the users only when it ties.
+    rows.sort_by(|a, b| {
+        a.event_at
+            .cmp(&b.event_at)
+            .then_with(|| key(a).cmp(&key(b)))
+    });
 }
 
 #[cfg(test)]

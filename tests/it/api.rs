@@ -525,10 +525,12 @@ async fn a_session_id_known_under_two_appids_is_409_and_unknown_is_404(backend: 
         body["error"]["message"].as_str().unwrap().contains("1, 2"),
         "{body}"
     );
-    assert_eq!(
-        app.get("/api/v1/sessions/5?appid=2").await.0,
-        StatusCode::OK
-    );
+    // A session with no login yet: no participants (the store's "no rows"
+    // path), its create in the timeline.
+    let (status, body) = app.get("/api/v1/sessions/5?appid=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["participants"], json!([]), "{body}");
+    assert_eq!(body["timeline"].as_array().unwrap().len(), 1, "{body}");
     let (status, body) = app.get("/api/v1/sessions/6").await;
     assert_eq!(
         (status, &body["error"]["code"]),

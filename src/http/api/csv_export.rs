@@ -12,7 +12,7 @@ use futures_util::stream;
 
 use super::params::{encode_session_cursor, trim_page};
 use super::rooms::closed_key;
-use super::views::SessionView;
+use super::views::{SessionView, Timestamp};
 use crate::http::error::ApiError;
 use crate::store::Store;
 use crate::store::query::{ClosedQuery, SessionRow};
@@ -108,14 +108,15 @@ fn render(rows: &[SessionRow], header: bool) -> Vec<u8> {
     for row in rows.iter().cloned() {
         let v = SessionView::from(row);
         let text = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let time = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
         out.write_record([
             v.appid.to_string(),
             v.room_id,
             v.room_session_id,
             text(v.close_reason),
             v.close_reason_name.unwrap_or_default().to_owned(),
-            v.closed_at.unwrap_or_default(),
-            v.created_at.unwrap_or_default(),
+            time(v.closed_at),
+            time(v.created_at),
             text(v.duration_ms),
             v.unique_users.to_string(),
         ])

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::params::{self, ApiQuery};
-use super::views::{BucketView, CloseReasonStats, ReasonCountView, ts};
+use super::views::{BucketView, CloseReasonStats, ReasonCountView, Timestamp};
 use crate::domain::reason::close_reason_name;
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -143,7 +143,7 @@ fn summarise(
                 let mut start = *first;
                 while start <= *last {
                     views.push(BucketView {
-                        start: ts(start),
+                        start: Timestamp(start),
                         reasons: list(per_bucket.get(&start).unwrap_or(&empty)),
                     });
                     start += size;

@@ -2,18 +2,33 @@
 //! `room_session_id` is always a string (JavaScript loses precision above
 //! 2^53); `appid` is a number.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::domain::reason::{close_reason_name, logout_reason_name};
+use crate::domain::time::with_instant_text;
 use crate::store::DeliveryRecord;
 use crate::store::query::{ParticipantRow, SessionRow, TimelineRow};
 
-pub use crate::domain::time::format_instant as ts;
+/// An instant in an answer, spelled as `format_instant` spells it but
+/// serialized without a `String` of its own (a session detail holds
+/// thousands). The OpenAPI schema calls it a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
 
-fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.map(ts)
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        with_instant_text(self.0, |text| serializer.serialize_str(text))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_instant_text(self.0, |text| f.write_str(text))
+    }
 }
 
 /// A page of a list. `next_cursor` is null on the last page.
@@ -32,9 +47,12 @@ pub struct SessionView {
     pub room_session_id: String,
     /// `open`, `closed`, or `superseded` (a later lifecycle of the room exists, no close arrived).
     pub state: String,
-    pub started_at: String,
-    pub created_at: Option<String>,
-    pub closed_at: Option<String>,
+    #[schema(value_type = String)]
+    pub started_at: Timestamp,
+    #[schema(value_type = Option<String>)]
+    pub created_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>)]
+    pub closed_at: Option<Timestamp>,
     pub close_reason: Option<i64>,
     /// `normal`, `heartbeat_timeout`, `last_user_disconnected`, `last_user_kicked_out` or `unknown`.
     pub close_reason_name: Option<&'static str>,
@@ -56,9 +74,9 @@ impl From<SessionRow> for SessionView {
             room_id: s.room_id,
             room_session_id: s.room_session_id,
             state: s.state,
-            started_at: ts(s.started_at),
-            created_at: opt_ts(s.created_at),
-            closed_at: opt_ts(s.closed_at),
+            started_at: Timestamp(s.started_at),
+            created_at: s.created_at.map(Timestamp),
+            closed_at: s.closed_at.map(Timestamp),
             close_reason: s.close_reason,
             close_reason_name: s.close_reason.map(close_reason_name),
             creator: s.creator,
@@ -75,8 +93,10 @@ pub struct ParticipantView {
     /// 1 host, 2 audience, 4 admin (cloud recording, moderation bots).
     pub user_role: Option<i64>,
     pub session_id: String,
-    pub login_at: Option<String>,
-    pub logout_at: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub login_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>)]
+    pub logout_at: Option<Timestamp>,
     pub logout_reason: Option<i64>,
     pub logout_reason_name: Option<&'static str>,
     pub duration_ms: Option<i64>,
@@ -89,8 +109,8 @@ impl From<ParticipantRow> for ParticipantView {
             user_nickname: p.user_nickname,
             user_role: p.user_role,
             session_id: p.session_id,
-            login_at: opt_ts(p.login_at),
-            logout_at: opt_ts(p.logout_at),
+            login_at: p.login_at.map(Timestamp),
+            logout_at: p.logout_at.map(Timestamp),
             logout_reason: p.logout_reason,
             logout_reason_name: p.logout_reason.map(logout_reason_name),
             duration_ms: p.duration_ms,
@@ -103,9 +123,11 @@ impl From<ParticipantRow> for ParticipantView {
 pub struct TimelineEntry {
     pub event: String,
     /// ZEGO's time of the event.
-    pub event_at: String,
+    #[schema(value_type = String)]
+    pub event_at: Timestamp,
     /// When we first received it (late arrivals show here).
-    pub received_at: String,
+    #[schema(value_type = String)]
+    pub received_at: Timestamp,
     pub user_account: Option<String>,
     pub session_id: Option<String>,
     pub user_role: Option<i64>,
@@ -121,8 +143,8 @@ impl From<TimelineRow> for TimelineEntry {
             _ => None,
         };
         TimelineEntry {
-            event_at: ts(t.event_at),
-            received_at: ts(t.received_at),
+            event_at: Timestamp(t.event_at),
+            received_at: Timestamp(t.received_at),
             event: t.event,
             user_account: t.user_account,
             session_id: t.session_id,
@@ -154,7 +176,8 @@ pub struct ReasonCountView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BucketView {
     /// Start of the UTC hour or day.
-    pub start: String,
+    #[schema(value_type = String)]
+    pub start: Timestamp,
     pub reasons: Vec<ReasonCountView>,
 }
 
@@ -172,7 +195,8 @@ pub struct CloseReasonStats {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     pub id: i64,
-    pub received_at: String,
+    #[schema(value_type = String)]
+    pub received_at: Timestamp,
     pub remote_addr: Option<String>,
     pub endpoint: String,
     pub content_type: Option<String>,
@@ -201,7 +225,7 @@ impl From<DeliveryRecord> for DeliveryView {
         };
         DeliveryView {
             id: d.id,
-            received_at: ts(d.received_at),
+            received_at: Timestamp(d.received_at),
             remote_addr: d.remote_addr,
             endpoint: d.endpoint,
             content_type: d.content_type,
