@@ -77,8 +77,9 @@ pub struct SessionRow {
     pub unique_users: i64,
 }
 
-/// One presence interval of a session.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// One presence interval of a session (decoded by position, in
+/// `read_sql`'s column order).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantRow {
     pub user_account: String,
     pub session_id: String,
@@ -90,8 +91,8 @@ pub struct ParticipantRow {
     pub duration_ms: Option<i64>,
 }
 
-/// One stored event of a session, for its timeline.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// One stored event of a session, for its timeline (decoded by position too).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineRow {
     pub event: String,
     pub event_at: DateTime<Utc>,

@@ -336,7 +336,8 @@ where
 
 // The columns of the participants and timeline queries, shared by their
 // row form and their JSON form (macros, so `concat!` builds both at compile
-// time). No ORDER BY: the store sorts the rows (`query::in_*_order`).
+// time). Both stores decode them by position, in this order. No ORDER BY:
+// the store sorts the rows (`query::in_*_order`).
 macro_rules! participant_columns {
     () => {
         "user_account, session_id, user_nickname, user_role, login_at, logout_at, \
