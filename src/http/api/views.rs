@@ -6,6 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::domain::reason::{close_reason_name, logout_reason_name};
@@ -161,8 +162,11 @@ pub struct SessionDetail {
     #[serde(flatten)]
     pub session: SessionView,
     pub peak_concurrent_users: i64,
-    pub participants: Vec<ParticipantView>,
-    pub timeline: Vec<TimelineEntry>,
+    // Written as JSON on the task that fetched them (`sessions.rs`).
+    #[schema(value_type = Vec<ParticipantView>)]
+    pub participants: Box<RawValue>,
+    #[schema(value_type = Vec<TimelineEntry>)]
+    pub timeline: Box<RawValue>,
 }
 
 /// Closed sessions with one close reason.
