@@ -36,7 +36,8 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::{Delivery, Outcome};
 use query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+    ClosedQuery, ListedSession, ParticipantRow, ReasonCount, SessionListQuery, SessionRow,
+    StatsQuery, TimelineRow,
 };
 
 /// Which database a store talks to.
@@ -124,20 +125,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// Closed sessions, newest close first.
-    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError>;
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<ListedSession>, StoreError>;
 
     /// Every lifecycle of `query.room_id`, newest first.
-    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError>;
+    async fn room_history(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError>;
 
     /// Sessions in state `open`, newest first.
-    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError>;
+    async fn open_sessions(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError>;
 
-    /// The session(s) with this id: one per appid that knows it.
+    /// The session(s) with this id: one per appid that knows it (no user
+    /// count: session detail counts the participants it fetches).
     async fn find_sessions(
         &self,
         room_session_id: &str,
         appid: Option<i64>,
-        include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError>;
 
     /// Closed sessions counted per close reason (and bucket).

@@ -61,7 +61,7 @@ pub struct ReasonCount {
     pub count: i64,
 }
 
-/// One room session with its derived state and user count.
+/// One room session with its derived state.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     pub appid: i64,
@@ -74,6 +74,14 @@ pub struct SessionRow {
     pub started_at: DateTime<Utc>,
     /// `open`, `closed` or `superseded`.
     pub state: String,
+}
+
+/// A session in a list, with its distinct users counted in SQL (session
+/// detail counts them from the participants it shows instead).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ListedSession {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
     pub unique_users: i64,
 }
 

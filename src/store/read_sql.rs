@@ -80,8 +80,20 @@ impl ReadDialect for sqlx::Sqlite {
     }
 }
 
-/// A session row with its derived `state` and `unique_users`. Admins are
-/// users any of whose intervals has role 4.
+/// A session row with its derived `state`.
+fn session_columns() -> String {
+    format!(
+        "s.appid, s.room_id, s.room_session_id, s.created_at, s.creator, s.closed_at,
+                s.close_reason, s.started_at,
+                CASE WHEN s.closed_at IS NOT NULL THEN 'closed'
+                     WHEN {later} THEN 'superseded'
+                     ELSE 'open' END AS state",
+        later = LATER_LIFECYCLE_EXISTS,
+    )
+}
+
+/// A session row with its derived `state` and `unique_users` (a list's
+/// `ListedSession`). Admins are users any of whose intervals has role 4.
 fn session_select(include_admins: bool) -> String {
     let admins = if include_admins {
         ""
@@ -89,11 +101,7 @@ fn session_select(include_admins: bool) -> String {
         "HAVING max(CASE WHEN p.user_role = 4 THEN 1 ELSE 0 END) = 0"
     };
     format!(
-        "SELECT s.appid, s.room_id, s.room_session_id, s.created_at, s.creator, s.closed_at,
-                s.close_reason, s.started_at,
-                CASE WHEN s.closed_at IS NOT NULL THEN 'closed'
-                     WHEN {later} THEN 'superseded'
-                     ELSE 'open' END AS state,
+        "SELECT {columns},
                 (SELECT count(*) FROM (
                     SELECT p.user_account FROM presence_intervals p
                     WHERE p.appid = s.appid AND p.room_session_id = s.room_session_id
@@ -101,7 +109,7 @@ fn session_select(include_admins: bool) -> String {
                 ) u) AS unique_users
          FROM room_sessions s
          WHERE TRUE",
-        later = LATER_LIFECYCLE_EXISTS,
+        columns = session_columns(),
     )
 }
 
@@ -189,20 +197,19 @@ where
     sql
 }
 
-pub fn find_sessions<'a, DB>(
-    room_session_id: &'a str,
-    appid: Option<i64>,
-    include_admins: bool,
-) -> QueryBuilder<'a, DB>
+pub fn find_sessions<'a, DB>(room_session_id: &'a str, appid: Option<i64>) -> QueryBuilder<'a, DB>
 where
     DB: ReadDialect,
     DB::Arguments<'a>: Default,
     i64: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
 {
-    let mut sql = QueryBuilder::new(session_select(include_admins));
-    sql.push(" AND s.room_session_id = ")
-        .push_bind(room_session_id);
+    // No user count: session detail counts from the participants it fetches.
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT {} FROM room_sessions s WHERE s.room_session_id = ",
+        session_columns()
+    ));
+    sql.push_bind(room_session_id);
     if let Some(appid) = appid {
         sql.push(" AND s.appid = ").push_bind(appid);
     }

@@ -513,6 +513,27 @@ async fn session_detail_correlates_participants_in_any_arrival_order(backend: Ba
         ),
         (json!(3), json!(3))
     );
+    // The lists count users in SQL, the detail from the participants it
+    // shows: one rule, so the same numbers.
+    for flag in ["false", "true"] {
+        let (_, detail) = app
+            .get(&format!(
+                "/api/v1/sessions/77?appid=1&include_admins={flag}"
+            ))
+            .await;
+        let (_, listed) = app
+            .get(&format!(
+                "/api/v1/rooms/closed?appid=1&include_admins={flag}"
+            ))
+            .await;
+        let item = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["room_session_id"] == "77")
+            .unwrap();
+        assert_eq!(item["unique_users"], detail["unique_users"], "{flag}");
+    }
 }
 
 async fn a_session_id_known_under_two_appids_is_409_and_unknown_is_404(backend: Backend) {

@@ -15,7 +15,7 @@ use super::rooms::closed_key;
 use super::views::{SessionView, Timestamp};
 use crate::http::error::ApiError;
 use crate::store::Store;
-use crate::store::query::{ClosedQuery, SessionRow};
+use crate::store::query::{ClosedQuery, ListedSession};
 
 const STREAM_PAGE: usize = 1000;
 const COLUMNS: [&str; 9] = [
@@ -100,7 +100,7 @@ fn csv_response(body: Body) -> Response {
     response
 }
 
-fn render(rows: &[SessionRow], header: bool) -> Vec<u8> {
+fn render(rows: &[ListedSession], header: bool) -> Vec<u8> {
     let mut out = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 96 + 128));
     if header {
         out.write_record(COLUMNS).expect("writing to memory");

@@ -12,7 +12,7 @@ use super::params::{self, ApiQuery};
 use super::views::{Page, SessionView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::query::{ClosedQuery, SessionKey, SessionListQuery, SessionRow};
+use crate::store::query::{ClosedQuery, ListedSession, SessionKey, SessionListQuery};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -146,9 +146,9 @@ pub async fn list_open(
 
 /// Trims the look-ahead row (fetched as `limit + 1`) into a cursor.
 pub fn page(
-    mut rows: Vec<SessionRow>,
+    mut rows: Vec<ListedSession>,
     limit: i64,
-    key: fn(&SessionRow) -> SessionKey,
+    key: fn(&ListedSession) -> SessionKey,
 ) -> Page<SessionView> {
     let next_cursor = params::trim_page(&mut rows, limit, |row| {
         params::encode_session_cursor(&key(row))
@@ -159,18 +159,20 @@ pub fn page(
     }
 }
 
-pub fn closed_key(row: &SessionRow) -> SessionKey {
+pub fn closed_key(row: &ListedSession) -> SessionKey {
+    let s = &row.session;
     SessionKey {
-        at: row.closed_at.expect("closed sessions have closed_at"),
-        appid: row.appid,
-        room_session_id: row.room_session_id.clone(),
+        at: s.closed_at.expect("closed sessions have closed_at"),
+        appid: s.appid,
+        room_session_id: s.room_session_id.clone(),
     }
 }
 
-fn started_key(row: &SessionRow) -> SessionKey {
+fn started_key(row: &ListedSession) -> SessionKey {
+    let s = &row.session;
     SessionKey {
-        at: row.started_at,
-        appid: row.appid,
-        room_session_id: row.room_session_id.clone(),
+        at: s.started_at,
+        appid: s.appid,
+        room_session_id: s.room_session_id.clone(),
     }
 }

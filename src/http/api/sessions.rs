@@ -55,10 +55,7 @@ pub async fn session_detail(
     let appid = params::appid(p.appid.as_deref())?;
     let include_admins = params::flag("include_admins", p.include_admins.as_deref())?;
 
-    let mut found = state
-        .store
-        .find_sessions(&id, appid, include_admins)
-        .await?;
+    let mut found = state.store.find_sessions(&id, appid).await?;
     let session = match found.len() {
         0 => {
             return Err(ApiError::not_found(format!(
@@ -87,13 +84,15 @@ pub async fn session_detail(
         .closed_at
         .unwrap_or_else(Utc::now)
         .timestamp_millis();
-    let ((peak, participants), timeline) = tokio::try_join!(
+    let ((unique_users, peak, participants), timeline) = tokio::try_join!(
         on_own_task({
             let (store, id) = (state.store.clone(), id.clone());
             async move {
                 let rows = store.participants(appid, &id).await?;
-                let peak = peak(&rows, include_admins, start_ms, end_ms);
-                Ok((peak, json_array(rows, ParticipantView::from)))
+                let counted = Counted::new(&rows, include_admins);
+                let unique_users = counted.unique_users();
+                let peak = counted.peak(start_ms, end_ms);
+                Ok((unique_users, peak, json_array(rows, ParticipantView::from)))
             }
         }),
         on_own_task({
@@ -105,7 +104,7 @@ pub async fn session_detail(
         }),
     )?;
     Ok(Json(SessionDetail {
-        session: SessionView::from(session),
+        session: SessionView::new(session, unique_users),
         peak_concurrent_users: peak,
         participants,
         timeline,
@@ -134,21 +133,48 @@ async fn on_own_task<T: Send + 'static>(
     }
 }
 
-/// Admins are users any of whose intervals carries role 4.
-fn peak(participants: &[ParticipantRow], include_admins: bool, start_ms: i64, end_ms: i64) -> i64 {
-    let admins: HashSet<&str> = participants
-        .iter()
-        .filter(|p| p.user_role == Some(ADMIN_ROLE))
-        .map(|p| p.user_account.as_str())
-        .collect();
-    let stays: Vec<Stay<'_>> = participants
-        .iter()
-        .filter(|p| include_admins || !admins.contains(p.user_account.as_str()))
-        .map(|p| Stay {
-            user: &p.user_account,
-            from_ms: p.login_at.map(|t| t.timestamp_millis()),
-            until_ms: p.logout_at.map(|t| t.timestamp_millis()),
-        })
-        .collect();
-    peak_concurrent_users(&stays, start_ms, end_ms)
+/// A session's intervals as its answer counts them: admins (users any of
+/// whose intervals carries role 4) left out unless `include_admins`, the
+/// rule the lists' `unique_users` follow in SQL (`read_sql::session_select`).
+/// Counted here from the rows the answer shows, so the two always agree.
+struct Counted<'a> {
+    intervals: Vec<&'a ParticipantRow>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(participants: &'a [ParticipantRow], include_admins: bool) -> Counted<'a> {
+        let admins: HashSet<&str> = participants
+            .iter()
+            .filter(|p| !include_admins && p.user_role == Some(ADMIN_ROLE))
+            .map(|p| p.user_account.as_str())
+            .collect();
+        Counted {
+            intervals: participants
+                .iter()
+                .filter(|p| !admins.contains(p.user_account.as_str()))
+                .collect(),
+        }
+    }
+
+    fn unique_users(&self) -> i64 {
+        let users: HashSet<&str> = self
+            .intervals
+            .iter()
+            .map(|p| p.user_account.as_str())
+            .collect();
+        i64::try_from(users.len()).unwrap_or(i64::MAX)
+    }
+
+    fn peak(&self, start_ms: i64, end_ms: i64) -> i64 {
+        let stays: Vec<Stay<'_>> = self
+            .intervals
+            .iter()
+            .map(|p| Stay {
+                user: &p.user_account,
+                from_ms: p.login_at.map(|t| t.timestamp_millis()),
+                until_ms: p.logout_at.map(|t| t.timestamp_millis()),
+            })
+            .collect();
+        peak_concurrent_users(&stays, start_ms, end_ms)
+    }
 }

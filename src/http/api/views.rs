@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::domain::reason::{close_reason_name, logout_reason_name};
 use crate::domain::time::with_instant_text;
 use crate::store::DeliveryRecord;
-use crate::store::query::{ParticipantRow, SessionRow, TimelineRow};
+use crate::store::query::{ListedSession, ParticipantRow, SessionRow, TimelineRow};
 
 /// An instant in an answer, spelled as `format_instant` spells it but
 /// serialized without a `String` of its own (a session detail holds
@@ -64,8 +64,14 @@ pub struct SessionView {
     pub unique_users: i64,
 }
 
-impl From<SessionRow> for SessionView {
-    fn from(s: SessionRow) -> SessionView {
+impl From<ListedSession> for SessionView {
+    fn from(listed: ListedSession) -> SessionView {
+        SessionView::new(listed.session, listed.unique_users)
+    }
+}
+
+impl SessionView {
+    pub fn new(s: SessionRow, unique_users: i64) -> SessionView {
         SessionView {
             duration_ms: s
                 .closed_at
@@ -81,7 +87,7 @@ impl From<SessionRow> for SessionView {
             close_reason: s.close_reason,
             close_reason_name: s.close_reason.map(close_reason_name),
             creator: s.creator,
-            unique_users: s.unique_users,
+            unique_users,
         }
     }
 }

@@ -23,8 +23,8 @@ use crate::store::model::{
 };
 use crate::store::purge_sql::{self, ExpiredSession};
 use crate::store::query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery,
-    TimelineRow, in_participant_order, in_timeline_order,
+    ClosedQuery, ListedSession, ParticipantRow, ReasonCount, SessionListQuery, SessionRow,
+    StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
@@ -273,21 +273,27 @@ impl Store for PgStore {
             .await?)
     }
 
-    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::closed::<Postgres>(query)
             .build_query_as()
             .fetch_all(&self.pool)
             .await?)
     }
 
-    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn room_history(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::room_history::<Postgres>(query)
             .build_query_as()
             .fetch_all(&self.pool)
             .await?)
     }
 
-    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn open_sessions(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::open_sessions::<Postgres>(query)
             .build_query_as()
             .fetch_all(&self.pool)
@@ -298,14 +304,11 @@ impl Store for PgStore {
         &self,
         room_session_id: &str,
         appid: Option<i64>,
-        include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        Ok(
-            read_sql::find_sessions::<Postgres>(room_session_id, appid, include_admins)
-                .build_query_as()
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(read_sql::find_sessions::<Postgres>(room_session_id, appid)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn close_reason_counts(

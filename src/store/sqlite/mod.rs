@@ -21,8 +21,8 @@ use crate::store::model::{
 };
 use crate::store::purge_sql;
 use crate::store::query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery,
-    TimelineRow, in_participant_order, in_timeline_order,
+    ClosedQuery, ListedSession, ParticipantRow, ReasonCount, SessionListQuery, SessionRow,
+    StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
@@ -197,21 +197,27 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::closed::<Sqlite>(query)
             .build_query_as()
             .fetch_all(&self.reader)
             .await?)
     }
 
-    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn room_history(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::room_history::<Sqlite>(query)
             .build_query_as()
             .fetch_all(&self.reader)
             .await?)
     }
 
-    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn open_sessions(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         Ok(read_sql::open_sessions::<Sqlite>(query)
             .build_query_as()
             .fetch_all(&self.reader)
@@ -222,14 +228,11 @@ impl Store for SqliteStore {
         &self,
         room_session_id: &str,
         appid: Option<i64>,
-        include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        Ok(
-            read_sql::find_sessions::<Sqlite>(room_session_id, appid, include_admins)
-                .build_query_as()
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        Ok(read_sql::find_sessions::<Sqlite>(room_session_id, appid)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn close_reason_counts(

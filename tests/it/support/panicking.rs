@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use zego_room_tracker::domain::{Delivery, Outcome};
 use zego_room_tracker::reports::{ReportParams, ReportTable};
 use zego_room_tracker::store::query::{
-    ClosedQuery, ParticipantRow, ReasonCount, SessionListQuery, SessionRow, StatsQuery, TimelineRow,
+    ClosedQuery, ListedSession, ParticipantRow, ReasonCount, SessionListQuery, SessionRow,
+    StatsQuery, TimelineRow,
 };
 use zego_room_tracker::store::rebuild::RebuildReport;
 use zego_room_tracker::store::{
@@ -54,24 +55,27 @@ impl Store for PanicsOnBoom {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.0.list_deliveries(filter).await
     }
-    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<ListedSession>, StoreError> {
         self.0.list_closed(query).await
     }
-    async fn room_history(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn room_history(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         self.0.room_history(query).await
     }
-    async fn open_sessions(&self, query: &SessionListQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn open_sessions(
+        &self,
+        query: &SessionListQuery,
+    ) -> Result<Vec<ListedSession>, StoreError> {
         self.0.open_sessions(query).await
     }
     async fn find_sessions(
         &self,
         room_session_id: &str,
         appid: Option<i64>,
-        include_admins: bool,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        self.0
-            .find_sessions(room_session_id, appid, include_admins)
-            .await
+        self.0.find_sessions(room_session_id, appid).await
     }
     async fn close_reason_counts(
         &self,
