@@ -104,12 +104,17 @@ print("# Query plans\n")
 print("Every query of the query API as PostgreSQL ran it (`EXPLAIN ANALYZE` through")
 print(f"`auto_explain`), on a database seeded by `bench/seed-postgres.sql` with {sessions:,} room")
 print(f"sessions, {sessions*3:,} presence intervals, their events and one archived delivery per session.")
-print(f"Regenerate: `SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
+print("Machine: 2 cores, 24 GiB, PostgreSQL 15 with default settings, the server and database on the same")
+print("machine; round trips are one `curl` each, cold-ish. "
+      f"Regenerate: `SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
 print("Each list is a backward scan of the index whose order is its ORDER BY, stopping after")
 print("`limit + 1` rows, with the keyset cursor as an index condition (a deep page costs what the")
 print("first does). Close-reason statistics read the hourly rollup (`close_reason_hourly`, one row")
-print("per appid, hour and reason) unless a room filter or non-whole-hour bounds send them to")
-print("`room_sessions` through its indexes; a scan of the whole rollup is a few thousand rows.\n")
+print("per appid, hour and reason) for every whole hour of the range, and count `room_sessions`")
+print("through the close-time index only for the partial hours at either end when `from`/`to`")
+print("are off the hour; a room filter counts everything from `room_sessions` through the room's")
+print("index. A scan of the whole rollup is a few thousand rows. Session detail's two lists come")
+print("unsorted: the store sorts them (`store::query::in_*_order`).\n")
 print("| endpoint | main access path | HTTP round trip (ms) |\n|---|---|---|")
 for s in sections:
     print(f"| {s['name']} | {access(s['plans'])} | {s['ms']:.1f} |")
@@ -120,3 +125,51 @@ for s in sections:
         print("```sql\n" + query + "\n```\n")
         print("```\n" + "\n".join(plan) + "\n```\n")
 PY
+
+# The seed and the benchmark that use these queries (static text).
+cat <<'MD'
+## Seeding and query benchmarks
+
+`zego-room-tracker seed` fills a freshly migrated database (it runs the
+migrations, and refuses one that holds sessions, events or deliveries unless
+`--force`, which empties it) with deterministic synthetic history through the
+bulk paths, not HTTP: PostgreSQL `COPY` of generated rows (sessions and
+presence intervals on two connections at once, into tables whose indexes and
+primary keys are dropped for the load and recreated from their own
+definitions, then `VACUUM ANALYZE`), SQLite prepared 64-row inserts in
+100,000-session transactions with the journal and syncing off (no `ANALYZE`:
+the service never runs it). It then fills `close_reason_hourly` from a
+recount and checks that the schema is exactly the migrated one and that the
+rollup equals a recount of `room_sessions`.
+
+```sh
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/zrt_bench zego-room-tracker seed --sessions 10000000 --users-per-session 5
+DATABASE_URL=sqlite://target/bench.db zego-room-tracker seed --sessions 1000000
+DATABASE_URL=... zego-room-tracker seed --check --sessions 1000000   # counts, rollup = recount, ids
+```
+
+The history: 90 days from 2026-09-01 across three appids; ordinary rooms
+(`room-N`) have about five lifecycles each, hot rooms (`hot-N`, one session
+in ten) hundreds; 95% closed (reason 0 70%, 1 10%, 2 15%, 3 5%), 0.5% without
+a create; 4–6 presence intervals per session (hosts, audience, 2% admins,
+reconnects, open stays in unclosed sessions). The middle session has 1,000
+participants; `seed` prints its ids. Only that session has `events` rows (its
+timeline); no deliveries are seeded: the lists and statistics read
+`room_sessions`, `presence_intervals` and the rollup, and session detail
+reads `events` only for the one session asked about.
+
+`scripts/bench-queries.sh` builds the release binary, seeds PostgreSQL (10M
+sessions, 50M intervals, database `zrt_bench_queries`) and SQLite (1M
+sessions, under `target/bench-queries/`) or reuses databases a previous run
+seeded with the same flags (`RESEED=1` to seed again), serves each, and times
+every query endpoint over HTTP with `bench/query_client.py` (one keep-alive
+connection, 20 warm-up then 200 sequential requests per query), printing
+`query | target | p50 | p95 | max | pass/fail` per backend. Targets: p95 ≤ 10
+ms for pages and session detail, ≤ 100 ms for one-day and 30-day statistics,
+≤ 500 ms for all-time statistics. `BENCH_SMOKE=1` seeds 20,000 sessions
+(separate databases) and sends a few requests per query. It exits non-zero
+only on errors (a non-200 answer, a wrong session detail, the rollup
+differing from a recount, checked in SQL by `seed --check` and through the
+API), never on a missed target. `BACKENDS=postgres` or `BACKENDS=sqlite` runs
+one backend.
+MD
