@@ -251,6 +251,7 @@ peer_run() { # round; sets PEER_RUN_RPS and PEER_RUN_P99 (empty if it failed)
 
 # --- our service ---------------------------------------------------------------
 PEAK_HWM=0 # the server's VmHWM, KiB, highest over every run of it
+declare -A RSS=() # run key -> the server's VmHWM in that run, KiB
 start_server() { # database url, GROUP_COMMIT
   PORT=$(free_port)
   DATABASE_URL=$1 GROUP_COMMIT=$2 LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=warn "$BIN" >>"$WORK/server.log" 2>&1 &
@@ -359,7 +360,7 @@ run_ours() { # key, label, kind, db url, check target, GROUP_COMMIT, send args..
   fi
   cpu_per_request "$(rps "$key")"
   detail "$label: $(head -n 1 "$WORK/$key.out"); server resident memory peak: sampled VmRSS $(( SAMPLED_KIB / 1024 )) MiB, VmHWM $(( HWM_KIB / 1024 )) MiB${CPU_SERVICE:+; $(cpu_text server send)}${steps:+; write transactions: $steps}"
-  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
+  RSS[$key]=$HWM_KIB; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   # Answers the server archives: all but 503 (storage unavailable: nothing
   # is archived) and 413 (refused before reading). No answer or a 503: slack.
   check_db "$label" "$kind" "$target" \
@@ -408,7 +409,7 @@ run_ours_wrk() { # key, label, db url, check target; sets WRK_RUN_RPS and WRK_RU
     CHECK_FAILED=1; detail "$label: wrk gave no figure: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return
   fi
   detail "$label: $requests requests, ${WRK_RUN_RPS} req/s, p99 ${WRK_RUN_P99:-?} ms, non-2xx $non2xx, socket errors ${errors:-0} (the file held $(head -n 1 "$WORK/$key.gen" | cut -d' ' -f1)); server resident memory peak: VmHWM $(( HWM_KIB / 1024 )) MiB; $(cpu_text server wrk)${steps:+; write transactions: $steps}"
-  eval "RSS_${key}=$HWM_KIB"; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
+  RSS[$key]=$HWM_KIB; [ "$HWM_KIB" -le "$PEAK_HWM" ] || PEAK_HWM=$HWM_KIB
   local ok2xx=$(( requests - non2xx ))
   check_db "$label" pg "$target" "$ok2xx" "$requests" $(( CLIENTS + ${errors:-0} ))
 }
@@ -574,7 +575,7 @@ if [ -n "$H" ] && [ -n "$P" ]; then
   r=$(ratio "$H" "$P")
   rows+=("| hot room ($HOT_USERS users, $CLIENTS in flight) vs spread-out rate | within 2× (≥ 0.5×) | $H/s vs $P/s = ${r}× | $(ok "$r >= 0.5") |")
 fi
-rows+=("| server resident memory peak under full load (VmHWM, max over all runs) | ≤ 64 MiB | $(calc "round($PEAK_HWM / 1024, 1)") MiB (PostgreSQL GROUP_COMMIT=true, round 1: $(calc "round(${RSS_pg_gc_1:-0} / 1024, 1)") MiB) | $(ok "$PEAK_HWM > 0 and $PEAK_HWM <= 65536") |")
+rows+=("| server resident memory peak under full load (VmHWM, max over all runs) | ≤ 64 MiB | $(calc "round($PEAK_HWM / 1024, 1)") MiB (PostgreSQL GROUP_COMMIT=true, round 1: $(calc "round(${RSS[pg_gc_1]:-0} / 1024, 1)") MiB) | $(ok "$PEAK_HWM > 0 and $PEAK_HWM <= 65536") |")
 if [ -n "$START_PG" ]; then
   m=${START_PG%% *}; ms=${START_SQ%% *}
   rows+=("| startup to ready, existing PostgreSQL database (median of $STARTUP_RUNS) | ≤ 300 ms | $m ms (SQLite: ${ms:-?} ms) | $(ok "$m <= 300") |")

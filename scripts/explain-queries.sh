@@ -105,7 +105,8 @@ print("Every query of the query API as PostgreSQL ran it (`EXPLAIN ANALYZE` thro
 print(f"`auto_explain`), on a database seeded by `bench/seed-postgres.sql` with {sessions:,} room")
 print(f"sessions, {sessions*3:,} presence intervals, their events and one archived delivery per session.")
 print("Machine: 2 cores, 24 GiB, PostgreSQL 15 with default settings, the server and database on the same")
-print("machine; round trips are one `curl` each, cold-ish. "
+print("machine; round trips are one `curl` each, cold-ish, with `auto_explain` timing every plan node "
+      "(slower than the service runs: `docs/benchmarks.md` has its timings). "
       f"Regenerate: `SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
 print("Each list is a backward scan of the index whose order is its ORDER BY, stopping after")
 print("`limit + 1` rows, with the keyset cursor as an index condition (a deep page costs what the")

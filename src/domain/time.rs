@@ -15,15 +15,14 @@ pub fn format_instant(t: DateTime<Utc>) -> String {
 /// a `String` each were a tenth of its CPU. Years 0–9999 (every time we
 /// take in) have this fixed width; chrono spells the rest.
 pub fn with_instant_text<R>(t: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
-    let mut text = *b"0000-00-00T00:00:00.000Z";
-    let (year, millis) = (t.year(), t.timestamp_subsec_millis());
-    // A leap second (millis past 999) chrono writes as second 60.
-    let Ok(year @ 0..=9999) = u32::try_from(year) else {
+    // Other years chrono writes with a sign or a fifth digit, and a leap
+    // second (millis past 999) as second 60.
+    let (Ok(year @ 0..=9999), millis @ 0..=999) =
+        (u32::try_from(t.year()), t.timestamp_subsec_millis())
+    else {
         return f(&t.to_rfc3339_opts(SecondsFormat::Millis, true));
     };
-    if millis > 999 {
-        return f(&t.to_rfc3339_opts(SecondsFormat::Millis, true));
-    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
     // Each field's digits, right to left, over the template's zeros.
     for (mut value, end) in [
         (year, 4),
