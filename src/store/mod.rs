@@ -1,6 +1,8 @@
 //! Storage: one `Store` trait, a PostgreSQL and a SQLite implementation.
 //! The backend is chosen once, from the `DATABASE_URL` scheme; everything
-//! else sees `Arc<dyn Store>`. SQL lives in `postgres.rs` and `sqlite.rs` only.
+//! else sees `Arc<dyn Store>`. SQL written once for both backends lives in
+//! `read_sql`, `write`, `purge_sql`, `rebuild_sql` and `snapshot`; what
+//! differs between them, in `postgres/` and `sqlite/`.
 
 mod advisory_locks;
 mod batch_rows;
@@ -16,6 +18,7 @@ pub mod rebuild;
 mod rebuild_sql;
 mod recorder;
 mod report;
+mod snapshot;
 mod sqlite;
 mod timed;
 mod write;

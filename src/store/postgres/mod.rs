@@ -18,21 +18,19 @@ use crate::domain::time::format_instant;
 use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
 use crate::store::advisory_locks::{self, BatchLocks};
-use crate::store::model::{
-    AppSnapshot, DeliveryFilter, DeliveryRecord, EventRecord, IntervalRecord, SessionRecord,
-};
+use crate::store::model::{AppSnapshot, DeliveryFilter, DeliveryRecord};
 use crate::store::purge_sql::{self, ExpiredSession};
 use crate::store::query::{
     ClosedQuery, ListedSession, ParticipantRow, ReasonCount, SessionListQuery, SessionRow,
     StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
-use crate::store::read_sql;
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
 use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
+use crate::store::{read_sql, snapshot};
 
 pub struct PgStore {
     pool: PgPool,
@@ -424,37 +422,7 @@ impl Store for PgStore {
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
-        let appid = i64::from(appid);
-        let events: Vec<EventRecord> = sqlx::query_as(
-            "SELECT event, room_session_id, event_at, user_account, session_id, room_id, user_nickname,
-                    user_role, login_at, reason, creator, room_name, content_sha256
-             FROM events WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRecord> = sqlx::query_as(
-            "SELECT room_session_id, room_id, created_at, creator, closed_at, close_reason,
-                    first_event_at, started_at
-             FROM room_sessions WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        let intervals: Vec<IntervalRecord> = sqlx::query_as(
-            "SELECT room_session_id, user_account, session_id, login_at, logout_at, room_id,
-                    user_nickname, user_role, logout_reason, duration_ms
-             FROM presence_intervals WHERE appid = $1",
-        )
-        .bind(appid)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(AppSnapshot {
-            events,
-            sessions,
-            intervals,
-        }
-        .sorted())
+        snapshot::app_snapshot(&self.pool, appid).await
     }
 }
 
