@@ -6,7 +6,8 @@
 -- statement (docs/benchmarks.md, "The 3× Node.js target"). Optimistic:
 -- no advisory locks, no rows returned to a client, presence rows inserted
 -- rather than recomputed, no decisions between steps (replays, duplicates,
--- conflicts). On a database the service has migrated:
+-- conflicts). scripts/bench-ingest.sh runs it (n = 32 and 64); by hand,
+-- on a database `zego-room-tracker migrate` has set up:
 --   pgbench -n -M prepared -f bench/one-statement-batch.sql -D n=32 -c 1 -T 10 -h 127.0.0.1 -U postgres DB
 \set base random(1, 900000000000)
 WITH cb AS (
@@ -23,7 +24,7 @@ WITH cb AS (
   INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at, created_at, creator)
   SELECT 1234567890, sid, 'room-' || sid, now(), now(), now(), 'creator' FROM cb WHERE ev = 'room_create'
   ON CONFLICT (appid, room_session_id) DO NOTHING RETURNING 1
-), ev AS (
+), inserted_events AS (
   INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at, user_account, session_id, user_nickname, user_role, login_at, reason, creator, room_name, content_sha256)
   SELECT ev, 1234567890, 'room-' || sid, sid, now() + g * interval '1 ms', now(),
          CASE WHEN ev IN ('room_login','room_logout') THEN 'user-' || (g % 5) END,
@@ -58,4 +59,4 @@ WITH cb AS (
   SELECT now(), '127.0.0.1:40000', '/callbacks/' || ev, 'application/json', convert_to(repeat('{"x":' || g || '}', 40), 'UTF8'), md5(g::text || :base) || md5(g::text), ev, 1234567890, 'room-' || sid, sid, 'stored', NULL FROM cb
   RETURNING 1
 )
-SELECT (SELECT n FROM gr), (SELECT n FROM gp), (SELECT count(*) FROM sc), (SELECT count(*) FROM rg), (SELECT count(*) FROM ss), (SELECT count(*) FROM ev), (SELECT count(*) FROM pi), (SELECT count(*) FROM cl), (SELECT count(*) FROM dl);
+SELECT (SELECT n FROM gr), (SELECT n FROM gp), (SELECT count(*) FROM sc), (SELECT count(*) FROM rg), (SELECT count(*) FROM ss), (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM pi), (SELECT count(*) FROM cl), (SELECT count(*) FROM dl);

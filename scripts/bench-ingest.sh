@@ -516,6 +516,29 @@ START_SQ=$(startup "sqlite://$WORK/gc.db" || true)
 if [ -n "$START_PG" ]; then detail "startup to ready (spawn to first 200 from /readyz), PostgreSQL with the GROUP_COMMIT=true run's data: median $START_PG"; fi
 if [ -n "$START_SQ" ]; then detail "startup to ready, SQLite with the GROUP_COMMIT=true run's data: median $START_SQ"; fi
 
+# --- a model: the batch as one statement ----------------------------------------
+# How long PostgreSQL alone takes for a batch of the same mix written as a
+# single statement (bench/one-statement-batch.sql, one pgbench client on a
+# migrated database): the one design docs/benchmarks.md names for the 3×
+# target, modelled, not built. Context, no target.
+MODEL=""
+if command -v pgbench >/dev/null; then
+  fresh_pg ${DBP}_model
+  if DATABASE_URL="$PG/${DBP}_model" "$BIN" migrate >"$WORK/model.log" 2>&1; then
+    for n in 32 64; do
+      cmd="pgbench -n -M prepared -f bench/one-statement-batch.sql -D n=$n -c 1 -T $ANCHOR_SECS -h 127.0.0.1 -U postgres ${DBP}_model"
+      log "model: $cmd"; note_cmd "$cmd"
+      lat=$(cd "$ROOT" && { $cmd 2>&1 || true; } | sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p')
+      # A model that no longer runs against the schema fails the run, smoke too.
+      [ -n "$lat" ] || { CHECK_FAILED=1; detail "model: pgbench failed for n=$n: $(cd "$ROOT" && { $cmd 2>&1 || true; } | grep -m1 -i 'error' || true)"; }
+      MODEL+="${MODEL:+, }$n callbacks in ${lat:-? (pgbench failed)} ms"
+    done
+    detail "model: a batch as one statement, PostgreSQL alone: $MODEL"
+  else
+    CHECK_FAILED=1; MODEL="migrate failed: $(tail -n 1 "$WORK/model.log")"
+  fi
+fi
+
 # --- the report -----------------------------------------------------------------
 ok() { # python condition -> pass/fail, or n/a when the figure is missing
   python3 -c "import sys; print('pass' if ($1) else 'FAIL')" 2>/dev/null || echo "n/a"
@@ -582,6 +605,7 @@ if [ -n "$START_PG" ]; then
 fi
 rows+=("| SQLite ingest, $CLIENTS clients | ≥ 5,000/s | ${S:-?}/s | $(ok "${S:-0} >= 5000") |")
 rows+=("| context: PostgreSQL, GROUP_COMMIT=false | — | ${PN:-?}/s (true: ${P:-?}/s) | — |")
+[ -z "$MODEL" ] || rows+=("| context: a batch as one statement, PostgreSQL alone (bench/one-statement-batch.sql, 1 client; a model, not the service) | — | $MODEL | — |")
 rows+=("| context: SQLite, GROUP_COMMIT=false | — | ${SN:-?}/s (true: ${S:-?}/s) | — |")
 rows+=("| post-run database checks (events = stored answers, no duplicates, deliveries = requests answered) | all pass | $CHECKS_PASSED of $CHECKS_RUN runs | $([ "$CHECK_FAILED" = 0 ] && echo pass || echo FAIL) |")
 
