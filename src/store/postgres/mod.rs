@@ -66,12 +66,22 @@ impl PgStore {
 /// table grows, so each batch gets slower than the last. These settings
 /// last until the transaction ends, and only the write path's statements
 /// are planned under them (a plan stays with its statement's text).
+///
+/// Generic plans always: left to choose, PostgreSQL plans a statement
+/// afresh whenever a plan for the batch's array sizes looks cheaper than
+/// the generic one, which it does for every small batch, the usual ones
+/// at a light load. Planning the larger statements again cost a batch of
+/// one about 0.4 ms and a quarter of PostgreSQL's CPU per callback
+/// (docs/benchmarks.md). Full batches already ran on the generic plans
+/// (their binds take 0.02-0.07 ms in PostgreSQL's log), so at full load
+/// nothing changes.
 const BEGIN_WRITE: &str = "BEGIN;
     SET LOCAL enable_seqscan = off;
     SET LOCAL enable_bitmapscan = off;
     SET LOCAL enable_hashjoin = off;
     SET LOCAL enable_mergejoin = off;
-    SET LOCAL enable_material = off";
+    SET LOCAL enable_material = off;
+    SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// The batch's advisory locks (`store::advisory_locks`) in their order,
 /// each session's shared lock, then each presence group's, and then
