@@ -71,7 +71,7 @@ impl PgStore {
 /// afresh whenever a plan for the batch's array sizes looks cheaper than
 /// the generic one, which it does for every small batch, the usual ones
 /// at a light load. Planning the larger statements again cost a batch of
-/// one about 0.4 ms and a quarter of PostgreSQL's CPU per callback
+/// one about 0.5 ms and a third of PostgreSQL's CPU per callback
 /// (docs/benchmarks.md). Full batches already ran on the generic plans
 /// (their binds take 0.02-0.07 ms in PostgreSQL's log), so at full load
 /// nothing changes.
