@@ -188,6 +188,26 @@ pub struct GroupMemberRow {
     pub event: GroupEventRow,
 }
 
+impl GroupMemberRow {
+    /// The row a lookup would read back for a login or logout this
+    /// transaction inserted with `id` (`None` for a create or close).
+    pub fn of_inserted(c: &EventColumns<'_>, id: i64) -> Option<GroupMemberRow> {
+        Some(GroupMemberRow {
+            group: c.presence_group()?,
+            event: GroupEventRow {
+                id,
+                event: c.event.to_owned(),
+                event_at: c.event_at,
+                login_at: c.login_at,
+                reason: c.reason,
+                room_id: c.room_id.to_owned(),
+                user_nickname: c.user_nickname.map(str::to_owned),
+                user_role: c.user_role,
+            },
+        })
+    }
+}
+
 /// What a batch does to a session row before it inserts any event: create
 /// it bare if absent; move its room id and first event time to the
 /// smallest its logins and logouts carry; lock it if the batch creates or

@@ -22,6 +22,7 @@ mod snapshot;
 mod sqlite;
 mod timed;
 mod write;
+mod write_sql;
 pub mod writer_cpu;
 
 use std::sync::Arc;

@@ -6,6 +6,13 @@
 //! a handful per callback), and its result is the one the deliveries would
 //! get one after another in batch order. Backends supply the statements
 //! (`WriteTx`); the decisions live here once.
+//!
+//! On PostgreSQL every step is a round trip, and a batch's time is mostly
+//! the chain of them, so the steps up to the events and the presence
+//! lookups go out as one statement (`Steps::AtOnce`): each needs what the
+//! one before decided only where a delivery reuses a signed triple with
+//! another body, which the statement's replay guard tells afterwards; then
+//! the transaction is rolled back and the batch recorded step by step.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,6 +45,46 @@ pub struct ArchiveRow<'a> {
 pub struct NewEvent<'c, 'e> {
     pub columns: &'c EventColumns<'e>,
     pub received_at: DateTime<Utc>,
+}
+
+/// How a batch's statements up to its last decision run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steps {
+    /// One after another, each with what the one before found.
+    OneByOne,
+    /// The replay guard, the session rows, the events and the presence
+    /// groups' lookup in one statement (`WriteTx::first_steps`), on the
+    /// guess that every signed triple's first body is the one its first
+    /// delivery in the batch brings (no replay). Only where the backend
+    /// runs them as one statement (PostgreSQL).
+    AtOnce,
+}
+
+/// A batch's first statements, to run as one (`WriteTx::first_steps`).
+pub struct FirstSteps<'a, 'c, 'e> {
+    pub claims: &'a [ReplayClaim<'a>],
+    /// Every touch, created or not: the statement cannot see what it creates.
+    pub touches: &'a [SessionTouch],
+    pub events: &'a [NewEvent<'c, 'e>],
+    /// The groups of the events' logins and logouts (those stored will
+    /// be among them), sorted.
+    pub groups: &'a [GroupKey],
+}
+
+/// What `WriteTx::first_steps` found.
+#[derive(Debug, Default)]
+pub struct FirstStepsFound {
+    /// As `claim_replay_keys` returns it.
+    pub first_bodies: HashMap<ReplayKey, String>,
+    /// The touched sessions the statement neither created nor saw: another
+    /// writer created them after it began (its INSERT met them, its UPDATE
+    /// could not), so they are touched again.
+    pub unseen: Vec<(i64, String)>,
+    /// As `insert_events` returns it.
+    pub inserted: Vec<(EventIdentity, i64)>,
+    /// The groups' logins and logouts as stored *before* the statement:
+    /// without the events it inserted.
+    pub stored_group_rows: Vec<GroupMemberRow>,
 }
 
 /// The statements of the write path, run inside one open transaction. Each
@@ -82,6 +129,15 @@ pub trait WriteTx: Send {
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError>;
 
+    /// `claim_replay_keys`, `touch_sessions`, `insert_events` and
+    /// `presence_groups` (read before the insert) as one statement, in that
+    /// order, so locks are taken in the order the steps take them. Only
+    /// for backends that have one (PostgreSQL: data-modifying CTEs).
+    async fn first_steps(
+        &mut self,
+        steps: &FirstSteps<'_, '_, '_>,
+    ) -> Result<FirstStepsFound, StoreError>;
+
     /// Writes what the batch derived and the deliveries' archive rows
     /// (none for a rebuild): after the last decision, so a backend may send
     /// it all at once.
@@ -115,19 +171,40 @@ pub struct CloseCount {
     pub count: i64,
 }
 
-/// Decides and writes the outcomes of `deliveries`, in order. The caller commits.
+/// Decides and writes the outcomes of `deliveries`, in order. The caller
+/// commits. `None` when `Steps::AtOnce` guessed wrong: the transaction
+/// wrote what a replayed delivery must not, so the caller rolls it back
+/// and records the batch again `OneByOne`.
 pub async fn record(
     tx: &mut dyn WriteTx,
     deliveries: &[Delivery],
-) -> Result<Vec<Outcome>, StoreError> {
-    let replayed = replayed_with_another_body(tx, deliveries).await?;
+    steps: Steps,
+) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let claims = replay_claims(deliveries);
+    let replayed = match steps {
+        Steps::AtOnce => {
+            let guess: HashMap<&ReplayKey, &str> =
+                claims.iter().map(|c| (c.key, c.body_sha256)).collect();
+            replayed_with_another_body(deliveries, |key| guess.get(key).copied())
+        }
+        Steps::OneByOne => {
+            let first_bodies = match claims.is_empty() {
+                true => HashMap::new(),
+                false => tx.claim_replay_keys(&claims).await?,
+            };
+            replayed_with_another_body(deliveries, |key| first_bodies.get(key).map(String::as_str))
+        }
+    };
     let fresh: Vec<&Delivery> = deliveries
         .iter()
         .zip(&replayed)
         .filter(|(_, replayed)| !**replayed)
         .map(|(d, _)| d)
         .collect();
-    let (applied, derived) = decide(tx, &fresh).await?;
+    let at_once = (steps == Steps::AtOnce).then_some(claims.as_slice());
+    let Some((applied, derived)) = decide(tx, &fresh, at_once).await? else {
+        return Ok(None);
+    };
     let mut applied = applied.into_iter();
     let results: Vec<(Outcome, Option<i64>)> = replayed
         .iter()
@@ -146,16 +223,14 @@ pub async fn record(
         })
         .collect();
     tx.write_batch(&derived, &archive).await?;
-    Ok(results.into_iter().map(|(outcome, _)| outcome).collect())
+    Ok(Some(
+        results.into_iter().map(|(outcome, _)| outcome).collect(),
+    ))
 }
 
-/// The replay guard: whether each delivery reuses a signed triple first
-/// seen with another body (earlier, or earlier in this batch).
-async fn replayed_with_another_body(
-    tx: &mut dyn WriteTx,
-    deliveries: &[Delivery],
-) -> Result<Vec<bool>, StoreError> {
-    // The first delivery of each key in the batch is the one that claims it.
+/// The batch's signed triples, sorted, each with the first delivery that
+/// brings it: the one that claims it.
+fn replay_claims(deliveries: &[Delivery]) -> Vec<ReplayClaim<'_>> {
     let mut claims: BTreeMap<&ReplayKey, ReplayClaim<'_>> = BTreeMap::new();
     for d in deliveries {
         if let Some(key) = &d.replay_key {
@@ -166,19 +241,24 @@ async fn replayed_with_another_body(
             });
         }
     }
-    if claims.is_empty() {
-        return Ok(vec![false; deliveries.len()]);
-    }
-    let claims: Vec<ReplayClaim<'_>> = claims.into_values().collect();
-    let first_bodies = tx.claim_replay_keys(&claims).await?;
-    Ok(deliveries
+    claims.into_values().collect()
+}
+
+/// The replay guard: whether each delivery reuses a signed triple first
+/// seen with another body (earlier, or earlier in this batch), given each
+/// triple's first body.
+fn replayed_with_another_body<'k>(
+    deliveries: &'k [Delivery],
+    first_body: impl Fn(&'k ReplayKey) -> Option<&'k str>,
+) -> Vec<bool> {
+    deliveries
         .iter()
         .map(|d| {
-            d.replay_key.as_ref().is_some_and(|key| {
-                first_bodies.get(key).map(String::as_str) != Some(d.body_sha256.as_str())
-            })
+            d.replay_key
+                .as_ref()
+                .is_some_and(|key| first_body(key) != Some(d.body_sha256.as_str()))
         })
-        .collect())
+        .collect()
 }
 
 /// Stores the deliveries' events, where they carry one: each delivery's
@@ -189,7 +269,9 @@ pub async fn apply_verdicts(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
 ) -> Result<Vec<(Outcome, Option<i64>)>, StoreError> {
-    let (results, derived) = decide(tx, deliveries).await?;
+    let (results, derived) = decide(tx, deliveries, None)
+        .await?
+        .ok_or_else(|| StoreError::inconsistent("a batch recorded step by step guessed"))?;
     tx.write_batch(&derived, &[]).await?;
     Ok(results)
 }
@@ -197,10 +279,13 @@ pub async fn apply_verdicts(
 type Results = Vec<(Outcome, Option<i64>)>;
 
 /// Everything up to the last decision: outcomes, and what they derive.
+/// With `at_once` (the batch's replay claims) the first statements run as
+/// one; `None` if its replay guard shows the guess wrong.
 async fn decide(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
-) -> Result<(Results, DerivedWrites), StoreError> {
+    at_once: Option<&[ReplayClaim<'_>]>,
+) -> Result<Option<(Results, DerivedWrites)>, StoreError> {
     let mut accepted = Vec::new();
     let mut columns = Vec::new();
     for (i, d) in deliveries.iter().enumerate() {
@@ -212,7 +297,9 @@ async fn decide(
             });
         }
     }
-    let (stored, derived) = store_events(tx, &columns).await?;
+    let Some((stored, derived)) = store_events(tx, &columns, at_once).await? else {
+        return Ok(None);
+    };
     let mut stored = stored.into_iter();
     let mut accepted = accepted.into_iter().peekable();
     let results = deliveries
@@ -228,7 +315,7 @@ async fn decide(
             }
         })
         .collect();
-    Ok((results, derived))
+    Ok(Some((results, derived)))
 }
 
 struct NewEventColumns<'e> {
@@ -244,13 +331,16 @@ struct FirstCopy {
     inserted_by: Option<usize>,
 }
 
+type Stored = (Vec<(Outcome, i64)>, DerivedWrites);
+
 async fn store_events(
     tx: &mut dyn WriteTx,
     events: &[NewEventColumns<'_>],
-) -> Result<(Vec<(Outcome, i64)>, DerivedWrites), StoreError> {
+    at_once: Option<&[ReplayClaim<'_>]>,
+) -> Result<Option<Stored>, StoreError> {
     let mut derived = DerivedWrites::default();
-    if events.is_empty() {
-        return Ok((Vec::new(), derived));
+    if events.is_empty() && at_once.is_none_or(<[_]>::is_empty) {
+        return Ok(Some((Vec::new(), derived)));
     }
     // The batch's distinct identities (the first copy of each in batch
     // order), sorted so concurrent batches insert in one order.
@@ -290,11 +380,7 @@ async fn store_events(
             touch.absorb_lifecycle(c);
         }
     }
-    if !touches.is_empty() {
-        let touches: Vec<SessionTouch> = touches.into_values().collect();
-        tx.touch_sessions(&touches).await?;
-    }
-
+    let touches: Vec<SessionTouch> = touches.into_values().collect();
     let new_events: Vec<NewEvent<'_, '_>> = first_in_batch
         .values()
         .map(|&i| NewEvent {
@@ -302,8 +388,52 @@ async fn store_events(
             received_at: events[i].received_at,
         })
         .collect();
-    let inserted: HashMap<EventIdentity, i64> =
-        tx.insert_events(&new_events).await?.into_iter().collect();
+    let (inserted, stored_group_rows) = match at_once {
+        None => {
+            if !touches.is_empty() {
+                tx.touch_sessions(&touches).await?;
+            }
+            (tx.insert_events(&new_events).await?, None)
+        }
+        Some(claims) => {
+            let groups: BTreeSet<GroupKey> = new_events
+                .iter()
+                .filter_map(|e| e.columns.presence_group())
+                .collect();
+            let groups: Vec<GroupKey> = groups.into_iter().collect();
+            let steps = FirstSteps {
+                claims,
+                touches: &touches,
+                events: &new_events,
+                groups: &groups,
+            };
+            let found = tx.first_steps(&steps).await?;
+            let guessed_right = claims
+                .iter()
+                .all(|c| found.first_bodies.get(c.key).map(String::as_str) == Some(c.body_sha256));
+            if !guessed_right {
+                return Ok(None);
+            }
+            if !found.unseen.is_empty() {
+                // After the events, where every other touch comes before
+                // them: a lock order two writers can only meet in if both
+                // hold one delivery of a session another created meanwhile
+                // (PostgreSQL then picks one as a deadlock victim; group
+                // commit runs it again, and the row is seen this time;
+                // without group commit it answers 503 and ZEGO retries).
+                let again: Vec<SessionTouch> = touches
+                    .into_iter()
+                    .filter(|t| {
+                        let key = (t.appid, t.room_session_id.clone());
+                        found.unseen.contains(&key)
+                    })
+                    .collect();
+                tx.touch_sessions(&again).await?;
+            }
+            (found.inserted, Some(found.stored_group_rows))
+        }
+    };
+    let inserted: HashMap<EventIdentity, i64> = inserted.into_iter().collect();
     // Stored before this batch: retries (or conflicting copies), all
     // looked up in one statement.
     let stored_before: Vec<NewEvent<'_, '_>> = first_in_batch
@@ -375,8 +505,19 @@ async fn store_events(
 
     if !changed_groups.is_empty() {
         derived.groups = changed_groups.into_iter().collect();
+        let rows = match stored_group_rows {
+            None => tx.presence_groups(&derived.groups).await?,
+            // Read before the batch inserted its own: add those.
+            Some(mut rows) => {
+                rows.extend(first_copies.values().filter_map(|copy| {
+                    let i = copy.inserted_by?;
+                    GroupMemberRow::of_inserted(&events[i].columns, copy.id)
+                }));
+                rows
+            }
+        };
         let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
-        for row in tx.presence_groups(&derived.groups).await? {
+        for row in rows {
             members.entry(row.group).or_default().push(row.event);
         }
         for g in &derived.groups {
@@ -396,5 +537,5 @@ async fn store_events(
             count,
         })
         .collect();
-    Ok((results, derived))
+    Ok(Some((results, derived)))
 }

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::merge::{EventIdentity, GroupKey, GroupMemberRow, SessionTouch};
-use super::recorder::{ArchiveRow, DerivedWrites, NewEvent, ReplayClaim, WriteTx};
+use super::recorder::{
+    ArchiveRow, DerivedWrites, FirstSteps, FirstStepsFound, NewEvent, ReplayClaim, WriteTx,
+};
 use crate::domain::ReplayKey;
 
 /// A step of a write transaction; its label value is the name of the
@@ -26,6 +28,7 @@ pub enum WriteStep {
     InsertEvents,
     FindEvents,
     PresenceGroups,
+    FirstSteps,
     WriteBatch,
     Commit,
 }
@@ -39,6 +42,7 @@ impl WriteStep {
             WriteStep::InsertEvents => "insert_events",
             WriteStep::FindEvents => "find_events",
             WriteStep::PresenceGroups => "presence_groups",
+            WriteStep::FirstSteps => "first_steps",
             WriteStep::WriteBatch => "write_batch",
             WriteStep::Commit => "commit",
         }
@@ -97,6 +101,13 @@ impl WriteTx for Timed<'_> {
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError> {
         timed(WriteStep::PresenceGroups, self.0.presence_groups(groups)).await
+    }
+
+    async fn first_steps(
+        &mut self,
+        steps: &FirstSteps<'_, '_, '_>,
+    ) -> Result<FirstStepsFound, StoreError> {
+        timed(WriteStep::FirstSteps, self.0.first_steps(steps)).await
     }
 
     async fn write_batch(

@@ -24,8 +24,10 @@ use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
 use crate::store::rebuild_sql;
 use crate::store::recorder::{
-    ArchiveRow, CloseCount, DerivedWrites, NewEvent, ReplayClaim, WriteTx,
+    ArchiveRow, CloseCount, DerivedWrites, FirstSteps, FirstStepsFound, NewEvent, ReplayClaim,
+    WriteTx,
 };
+use crate::store::write_sql as sql;
 
 /// The SQL that differs between backends.
 pub trait WriteDialect: Database {
@@ -39,8 +41,10 @@ pub trait WriteDialect: Database {
     /// of a step takes.
     fn statement_rows(remaining: usize, columns: usize) -> usize;
     /// Whether a batch's final writes (presence, session merges, rollup,
-    /// archive) go out as one statement of data-modifying CTEs (PostgreSQL:
-    /// one round trip) rather than one statement each (SQLite).
+    /// archive), and its first statements (`WriteTx::first_steps`), go out
+    /// as one statement of data-modifying CTEs each (PostgreSQL: one round
+    /// trip) rather than one statement each (SQLite, which has no
+    /// data-modifying CTEs and no round trips to save).
     const ONE_STATEMENT_WRITES: bool;
     /// Whether a batch's keys are looked up through `CROSS JOIN LATERAL
     /// (… OFFSET 0)` rather than a plain join. PostgreSQL plans a plain
@@ -84,6 +88,11 @@ impl<'c, DB: Database> Write<'c, DB> {
         self.0.commit().await?;
         Ok(())
     }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.0.rollback().await?;
+        Ok(())
+    }
 }
 
 /// The statement `sql` makes of a row source, once per statement-sized
@@ -120,24 +129,14 @@ where
     for<'r> StoredEventRow: FromRow<'r, DB::Row>,
     for<'r> GroupMemberRow: FromRow<'r, DB::Row>,
     for<'r> GroupEventRow: FromRow<'r, DB::Row>,
+    for<'r> FirstStepRow: FromRow<'r, DB::Row>,
 {
     async fn claim_replay_keys(
         &mut self,
         claims: &[ReplayClaim<'_>],
     ) -> Result<HashMap<ReplayKey, String>, StoreError> {
         let mut first_bodies = HashMap::with_capacity(claims.len());
-        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields
-        // the first body's digest of known keys too.
-        let claim = |rows: &str| {
-            format!(
-                "INSERT INTO replay_guard (sent_timestamp, nonce, signature, body_sha256, first_seen_at)
-                 {rows}
-                 ON CONFLICT (sent_timestamp, nonce, signature)
-                 DO UPDATE SET body_sha256 = replay_guard.body_sha256
-                 RETURNING sent_timestamp, nonce, signature, body_sha256"
-            )
-        };
-        for (sql, rows) in statements::<DB>(Rows::ReplayClaims(claims), claim) {
+        for (sql, rows) in statements::<DB>(Rows::ReplayClaims(claims), sql::claim) {
             let rows = sqlx::query_as_with::<DB, (String, String, String, String), _>(
                 &sql,
                 args::<DB>(rows)?,
@@ -161,16 +160,8 @@ where
     }
 
     async fn touch_sessions(&mut self, touches: &[SessionTouch]) -> Result<(), StoreError> {
-        let insert = |rows: &str| {
-            format!(
-                "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
-                 {rows}
-                 ON CONFLICT (appid, room_session_id) DO NOTHING
-                 RETURNING appid, room_session_id"
-            )
-        };
         let mut created: Vec<(i64, String)> = Vec::new();
-        for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), insert) {
+        for (sql, rows) in statements::<DB>(Rows::NewSessions(touches), sql::bare_sessions) {
             created.extend(
                 sqlx::query_as_with::<DB, (i64, String), _>(&sql, args::<DB>(rows)?)
                     .fetch_all(&mut *self.0)
@@ -189,32 +180,7 @@ where
                     .is_err()
             })
             .collect();
-        // The WHERE updates (and so locks) a row only when this batch
-        // moves its room id or first event time, or will create or close
-        // it; a new row never moves. A touch without logins or logouts
-        // (NULL room id and time) leaves the values as they are:
-        // started_at is always COALESCE(created_at, first_event_at).
-        let least = DB::LEAST;
-        let widen = |rows: &str| {
-            format!(
-                "WITH touched (appid, room_session_id, room_id, first_event_at, lock) AS ({rows})
-                 UPDATE room_sessions SET
-                    room_id = {least}(room_sessions.room_id,
-                        COALESCE(touched.room_id, room_sessions.room_id)),
-                    first_event_at = {least}(room_sessions.first_event_at,
-                        COALESCE(touched.first_event_at, room_sessions.first_event_at)),
-                    started_at = COALESCE(room_sessions.created_at,
-                        {least}(room_sessions.first_event_at,
-                            COALESCE(touched.first_event_at, room_sessions.first_event_at)))
-                 FROM touched
-                 WHERE room_sessions.appid = touched.appid
-                   AND room_sessions.room_session_id = touched.room_session_id
-                   AND (touched.lock = 1
-                        OR room_sessions.first_event_at > touched.first_event_at
-                        OR room_sessions.room_id > touched.room_id)"
-            )
-        };
-        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), widen) {
+        for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), sql::widen::<DB>) {
             sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
                 .execute(&mut *self.0)
                 .await?;
@@ -227,19 +193,7 @@ where
         events: &[NewEvent<'_, '_>],
     ) -> Result<Vec<(EventIdentity, i64)>, StoreError> {
         let mut inserted = Vec::with_capacity(events.len());
-        // The identity comes back with each id: RETURNING's row order is
-        // not promised to follow the rows'.
-        let insert = |rows: &str| {
-            format!(
-                "INSERT INTO events (event, appid, room_id, room_session_id, event_at, received_at,
-                                     user_account, session_id, user_nickname, user_role, login_at,
-                                     reason, creator, room_name, content_sha256)
-                 {rows}
-                 ON CONFLICT DO NOTHING
-                 RETURNING id, event, appid, room_session_id, user_account, session_id, event_at"
-            )
-        };
-        for (sql, rows) in statements::<DB>(Rows::Events(events), insert) {
+        for (sql, rows) in statements::<DB>(Rows::Events(events), sql::insert_events) {
             let rows = sqlx::query_as_with::<DB, InsertedEventRow, _>(&sql, args::<DB>(rows)?)
                 .fetch_all(&mut *self.0)
                 .await?;
@@ -294,34 +248,8 @@ where
         &mut self,
         groups: &[GroupKey],
     ) -> Result<Vec<GroupMemberRow>, StoreError> {
-        // One SELECT per kind, each with its kind as a literal, so each can
-        // use that kind's identity index (a partial index that leads with
-        // user and user session): a group's lookup stays small however many
-        // users the room has. `+ 0` and `|| ''` keep the appid and session
-        // out of any index condition, so events_by_session (appid, session,
-        // time), which reads the whole room, is never a candidate: on a
-        // young table the planner could not tell the two apart.
-        let select = |event: &str| {
-            per_key::<DB>(
-                "e.appid, e.room_session_id, e.user_account, e.session_id, e.id, e.event,
-                 e.event_at, e.login_at, e.reason, e.room_id, e.user_nickname, e.user_role",
-                "events e",
-                &format!(
-                    "e.user_account = g.user_account AND e.session_id = g.session_id
-                     AND e.appid + 0 = g.appid AND e.room_session_id || '' = g.room_session_id
-                     AND e.event = '{event}'"
-                ),
-            )
-        };
-        let (logins, logouts) = (select("room_login"), select("room_logout"));
-        let lookup = |rows: &str| {
-            format!(
-                "WITH g (appid, room_session_id, user_account, session_id) AS ({rows})
-                 {logins} UNION ALL {logouts}"
-            )
-        };
         let mut found = Vec::new();
-        for (sql, rows) in statements::<DB>(Rows::Groups(groups), lookup) {
+        for (sql, rows) in statements::<DB>(Rows::Groups(groups), sql::presence_groups::<DB>) {
             found.extend(
                 sqlx::query_as_with::<DB, GroupMemberRow, _>(&sql, args::<DB>(rows)?)
                     .fetch_all(&mut *self.0)
@@ -329,6 +257,40 @@ where
             );
         }
         Ok(found)
+    }
+
+    async fn first_steps(
+        &mut self,
+        steps: &FirstSteps<'_, '_, '_>,
+    ) -> Result<FirstStepsFound, StoreError> {
+        if !DB::ONE_STATEMENT_WRITES {
+            return Err(StoreError::inconsistent(
+                "this backend runs a batch's statements one by one",
+            ));
+        }
+        let widenings: Vec<&SessionTouch> = steps.touches.iter().collect();
+        let parts = [
+            Rows::ReplayClaims(steps.claims),
+            Rows::NewSessions(steps.touches),
+            Rows::SessionWidenings(&widenings),
+            Rows::Events(steps.events),
+            Rows::Groups(steps.groups),
+        ];
+        let mut sources: [String; 5] = Default::default();
+        let mut first_param = 1;
+        for (source, rows) in sources.iter_mut().zip(parts) {
+            *source = DB::row_source(first_param, rows.len(), rows.columns());
+            first_param += rows.columns().len();
+        }
+        let statement = sql::first_steps::<DB>(&sources);
+        let mut args = DB::Arguments::default();
+        for rows in parts {
+            DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
+        }
+        let rows = sqlx::query_as_with::<DB, FirstStepRow, _>(&statement, args)
+            .fetch_all(&mut *self.0)
+            .await?;
+        first_steps_found(rows, steps.touches)
     }
 
     async fn write_batch(
@@ -382,6 +344,98 @@ where
         }
         Ok(())
     }
+}
+
+/// A row of `write_sql::first_steps`: one statement's rows of several
+/// shapes, told apart by `tag` (`write_sql::FirstStepTag`), in generic
+/// columns.
+#[derive(Debug, FromRow)]
+pub struct FirstStepRow {
+    tag: i32,
+    appid: Option<i64>,
+    id: Option<i64>,
+    s1: Option<String>,
+    s2: Option<String>,
+    s3: Option<String>,
+    s4: Option<String>,
+    s5: Option<String>,
+    s6: Option<String>,
+    t1: Option<DateTime<Utc>>,
+    t2: Option<DateTime<Utc>>,
+    n1: Option<i64>,
+    n2: Option<i64>,
+}
+
+/// Sorts `write_sql::first_steps`' rows into what each step found.
+fn first_steps_found(
+    rows: Vec<FirstStepRow>,
+    touches: &[SessionTouch],
+) -> Result<FirstStepsFound, StoreError> {
+    use sql::FirstStepTag as Tag;
+    fn some<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
+        value.ok_or_else(|| StoreError::inconsistent(format!("first steps: no {what}")))
+    }
+    let mut found = FirstStepsFound::default();
+    let mut created_or_seen: Vec<(i64, String)> = Vec::new();
+    for r in rows {
+        match Tag::of(r.tag) {
+            Some(Tag::Claimed) => {
+                let key = ReplayKey {
+                    timestamp: some(r.s1, "timestamp")?,
+                    nonce: some(r.s2, "nonce")?,
+                    signature: some(r.s3, "signature")?,
+                };
+                found.first_bodies.insert(key, some(r.s4, "body digest")?);
+            }
+            Some(Tag::Created | Tag::Seen) => {
+                created_or_seen.push((some(r.appid, "appid")?, some(r.s1, "session")?));
+            }
+            Some(Tag::Widened) => {}
+            Some(Tag::Inserted) => {
+                let row = InsertedEventRow {
+                    id: some(r.id, "id")?,
+                    event: some(r.s1, "event")?,
+                    appid: some(r.appid, "appid")?,
+                    room_session_id: some(r.s2, "session")?,
+                    user_account: r.s3,
+                    session_id: r.s4,
+                    event_at: some(r.t1, "event time")?,
+                };
+                found.inserted.push((row.identity(), row.id));
+            }
+            Some(Tag::Stored) => found.stored_group_rows.push(GroupMemberRow {
+                group: GroupKey {
+                    appid: some(r.appid, "appid")?,
+                    room_session_id: some(r.s1, "session")?,
+                    user_account: some(r.s2, "user")?,
+                    session_id: some(r.s3, "user session")?,
+                },
+                event: GroupEventRow {
+                    id: some(r.id, "id")?,
+                    event: some(r.s4, "event")?,
+                    event_at: some(r.t1, "event time")?,
+                    login_at: r.t2,
+                    reason: r.n1,
+                    room_id: some(r.s5, "room id")?,
+                    user_nickname: r.s6,
+                    user_role: r.n2,
+                },
+            }),
+            None => {
+                return Err(StoreError::inconsistent(format!(
+                    "first steps: a row tagged {}",
+                    r.tag
+                )));
+            }
+        }
+    }
+    created_or_seen.sort_unstable();
+    found.unseen = touches
+        .iter()
+        .map(|t| (t.appid, t.room_session_id.clone()))
+        .filter(|key| created_or_seen.binary_search(key).is_err())
+        .collect();
+    Ok(found)
 }
 
 /// One statement's worth of a batch's final writes.
@@ -462,7 +516,7 @@ impl<'a> Piece<'a, '_> {
 /// `SELECT columns FROM table WHERE matches` for each key of `g` (a CTE
 /// the caller names), as the dialect pins it to one index lookup per key
 /// (see `WriteDialect::LATERAL_LOOKUPS`).
-fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> String {
+pub fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> String {
     match DB::LATERAL_LOOKUPS {
         true => format!(
             "SELECT m.* FROM g CROSS JOIN LATERAL

@@ -143,6 +143,75 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
     );
 }
 
+/// A session row another writer creates while a batch's first statement
+/// runs (`recorder::Steps::AtOnce`): the statement's INSERT meets the row
+/// and waits for that writer's commit, and its UPDATE, on the snapshot
+/// from before, cannot see it. The batch touches it again afterwards
+/// (`FirstStepsFound::unseen`), so the row still moves to the login's
+/// smaller room id and earlier time, as it would step by step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_row_another_writer_creates_meanwhile_is_still_widened() {
+    let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    let later = format!("to_timestamp({})", (T0 + 500) as f64 / 1000.0);
+    other
+        .execute(
+            format!(
+                "INSERT INTO room_sessions (appid, room_session_id, room_id, first_event_at, started_at)
+                 VALUES (1, '7', 'room-z', {later}, {later})"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+
+    let (kind, mut fields) = login(7, "u1", "s1", T0 + 100, 1);
+    fields.insert("appid".into(), serde_json::json!(1));
+    let body = json_body(&signed(fields));
+    let path = format!("/callbacks/{}", kind.as_str());
+    // Commit once the batch waits for the row (the tests' lock timeout is
+    // 1.5 s, so not much later).
+    let commit_when_waited_for = async {
+        let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the login never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        other.execute("COMMIT").await.unwrap();
+    };
+    let ((status, body), ()) = tokio::join!(app.post(&path, body), commit_when_waited_for);
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &"stored".into()),
+        "{body}"
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let session = &snapshot.sessions[0];
+    assert_eq!(
+        (
+            session.room_id.as_str(),
+            session.first_event_at.timestamp_millis()
+        ),
+        ("room-1", T0 + 100)
+    );
+    assert_eq!(session.started_at.timestamp_millis(), T0 + 100);
+}
+
 /// `purge --sessions` on PostgreSQL while late closes and logouts of the
 /// very sessions it deletes arrive (closes of one hour, so the purge and
 /// the callbacks meet at the rollup rows as well as the session rows):

@@ -25,7 +25,7 @@ use crate::store::query::{
     StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::recorder::record;
+use crate::store::recorder::{Steps, record};
 use crate::store::report::{json_of, report_table};
 use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
@@ -265,10 +265,23 @@ impl Store for PgStore {
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         let locks = BatchLocks::of(deliveries);
-        let mut tx = Write::new(timed(WriteStep::Begin, self.begin(&locks)).await?);
-        let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
-        timed(WriteStep::Commit, tx.commit()).await?;
-        Ok(outcomes)
+        // Most of a batch in one round trip, on the guess that no delivery
+        // replays a signed triple with another body; where one does, the
+        // transaction is rolled back and the batch recorded step by step
+        // (`recorder::Steps`).
+        for steps in [Steps::AtOnce, Steps::OneByOne] {
+            let mut tx = Write::new(timed(WriteStep::Begin, self.begin(&locks)).await?);
+            match record(&mut Timed(&mut tx), deliveries, steps).await? {
+                Some(outcomes) => {
+                    timed(WriteStep::Commit, tx.commit()).await?;
+                    return Ok(outcomes);
+                }
+                None => tx.rollback().await?,
+            }
+        }
+        Err(StoreError::inconsistent(
+            "a batch recorded step by step guessed",
+        ))
     }
 
     async fn list_deliveries(
