@@ -323,9 +323,12 @@ for line in sys.stdin:
 txs = counts.get('begin', 0)
 if not txs:
     sys.exit()
-order = ['begin', 'claim_replay_keys', 'touch_sessions', 'insert_events', 'find_events',
-         'presence_groups', 'write_batch', 'commit']
-steps = ', '.join(f'{k} {sums.get(k, 0) * 1e3 / txs:.2f}' for k in order)
+# The steps in the order a transaction runs them; only those that ran (on
+# PostgreSQL first_steps stands for the four after it, which run only when
+# a batch is recorded again step by step; find_events only for retries).
+order = ['begin', 'first_steps', 'claim_replay_keys', 'touch_sessions', 'insert_events',
+         'find_events', 'presence_groups', 'write_batch', 'commit']
+steps = ', '.join(f'{k} {sums[k] * 1e3 / txs:.2f}' for k in order if counts.get(k))
 batches = plain.get('zrt_group_commit_batch_size_count', 0)
 if batches:
     size = plain['zrt_group_commit_batch_size_sum'] / batches
