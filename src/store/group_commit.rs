@@ -10,7 +10,8 @@
 //! bad delivery cannot fail its neighbours.
 //!
 //! The workers run on a thread of their own, with a current-thread runtime
-//! (and, on PostgreSQL, connections of their own). A batch is a chain
+//! (and, on PostgreSQL, connections of their own, held rather than pooled:
+//! `store::postgres::held`). A batch is a chain
 //! of round trips, one after another, and on the shared runtime each answer
 //! from PostgreSQL waited for a worker thread busy with HTTP connections to
 //! notice it and run the batch on: the batch took longer, so fewer
@@ -95,9 +96,7 @@ impl GroupCommit {
                         }
                     }
                     // Opened here, so the connections belong to this runtime.
-                    // One spare: sqlx pings a connection when it goes back to
-                    // the pool, and the next batch need not wait for that.
-                    let own = shared.own_writer(workers as u32 + 1);
+                    let own = shared.own_writer(workers as u32);
                     for handle in spawn_workers(own.clone().unwrap_or(shared)) {
                         let _ = handle.await;
                     }

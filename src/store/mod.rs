@@ -91,6 +91,8 @@ pub trait Store: Send + Sync + 'static {
     /// call it on that runtime, which the connections then belong to.
     /// `None` where that gains nothing (SQLite: its connections already
     /// run on threads of their own, and it has one writer connection).
+    /// PostgreSQL's writer store holds its write connections itself, one
+    /// per worker, instead of pooling them (`postgres::held`).
     fn own_writer(&self, connections: u32) -> Option<Arc<dyn Store>>;
 
     /// Opens the backend's own write connection again from the calling

@@ -212,6 +212,44 @@ async fn a_session_row_another_writer_creates_meanwhile_is_still_widened() {
     assert_eq!(session.started_at.timestamp_millis(), T0 + 100);
 }
 
+/// Every connection of the service killed by PostgreSQL while idle, as a
+/// restart does: the group-commit writer's held connection is dead, its
+/// BEGIN fails, and the batch runs on a new connection, so the callback
+/// is stored, not answered 503 (`store::postgres::held`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_idle_cost_no_callback() {
+    let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
+    let create = json_body(&signed(fixture("room_create.json")));
+    assert_eq!(
+        app.post("/callbacks/room_create", create).await.1["status"],
+        "stored"
+    );
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the service held no connection");
+
+    let close = json_body(&signed(fixture("room_close.json")));
+    let (status, body) = app.post("/callbacks/room_close", close).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &"stored".into()),
+        "{body}"
+    );
+    // Read on the test's own connection: the service's read pool lost its
+    // idle connections too, and a read fails once on each.
+    let closed: bool = sqlx::query_scalar("SELECT closed_at IS NOT NULL FROM room_sessions")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(closed);
+}
+
 /// `purge --sessions` on PostgreSQL while late closes and logouts of the
 /// very sessions it deletes arrive (closes of one hour, so the purge and
 /// the callbacks meet at the rollup rows as well as the session rows):

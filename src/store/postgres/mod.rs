@@ -3,15 +3,18 @@
 //! indexes, session merges by upserts of commutative values, presence groups
 //! serialised by a transaction-scoped advisory lock.
 
+mod held;
 mod write;
 
 use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Column, PgConnection, PgPool, Postgres, Row, TypeInfo};
+use sqlx::{Column, Connection, PgConnection, PgPool, Postgres, Row, TypeInfo};
 
 use crate::domain::time::format_instant;
 
@@ -34,6 +37,9 @@ use crate::store::{read_sql, snapshot};
 
 pub struct PgStore {
     pool: PgPool,
+    /// The write transactions' connections, where this is the group-commit
+    /// writer's store (`own_writer`); elsewhere they come from `pool`.
+    held: Option<held::HeldConnections>,
 }
 
 impl PgStore {
@@ -53,7 +59,7 @@ impl PgStore {
             .acquire_timeout(options.timeout)
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, held: None })
     }
 }
 
@@ -170,25 +176,91 @@ async fn lock_still_expired(
         .await?)
 }
 
-impl PgStore {
-    /// A write transaction on a live connection, holding `locks`: a BEGIN
-    /// that fails on a connection error (one that died while idle, as after
-    /// a database restart) is retried, once per pooled connection at most,
-    /// since nothing has been sent but the BEGIN. sqlx closes the dead one.
-    async fn begin(
-        &self,
-        locks: &BatchLocks,
-    ) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-        let begin = begin_write(locks);
-        let mut attempts = self.pool.options().get_max_connections();
-        loop {
-            match self.pool.begin_with(begin.clone()).await {
-                Err(e) if attempts > 0 && connection_lost(&e) => {
-                    attempts -= 1;
-                    tracing::info!(error = %e, "BEGIN on a dead connection; retrying on another");
-                }
-                result => return result,
+/// A write transaction's connection: pooled, or held by the writer's store.
+enum WriteConnection {
+    Pooled(PoolConnection<Postgres>),
+    Held(PgConnection),
+}
+
+impl Deref for WriteConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            WriteConnection::Pooled(conn) => conn,
+            WriteConnection::Held(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for WriteConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            WriteConnection::Pooled(conn) => conn,
+            WriteConnection::Held(conn) => conn,
+        }
+    }
+}
+
+/// Why a write transaction failed: at a BEGIN (nothing written yet, so a
+/// dead connection may be swapped for another), or after.
+enum WriteFailed {
+    Begin(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<StoreError> for WriteFailed {
+    fn from(e: StoreError) -> WriteFailed {
+        WriteFailed::Store(e)
+    }
+}
+
+impl From<sqlx::Error> for WriteFailed {
+    fn from(e: sqlx::Error) -> WriteFailed {
+        WriteFailed::Store(e.into())
+    }
+}
+
+/// Records `deliveries` in one transaction on `conn`, holding `locks`.
+///
+/// Most of a batch goes in one round trip, on the guess that no delivery
+/// replays a signed triple with another body; where one does, the
+/// transaction is rolled back and the batch recorded step by step
+/// (`recorder::Steps`).
+async fn record_on(
+    conn: &mut PgConnection,
+    locks: &BatchLocks,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, WriteFailed> {
+    for steps in [Steps::AtOnce, Steps::OneByOne] {
+        let begin = conn.begin_with(begin_write(locks));
+        let tx = timed(WriteStep::Begin, begin)
+            .await
+            .map_err(WriteFailed::Begin)?;
+        let mut tx = Write::new(tx);
+        match record(&mut Timed(&mut tx), deliveries, steps).await? {
+            Some(outcomes) => {
+                timed(WriteStep::Commit, tx.commit()).await?;
+                return Ok(outcomes);
             }
+            None => tx.rollback().await?,
+        }
+    }
+    Err(StoreError::inconsistent("a batch recorded step by step guessed").into())
+}
+
+impl PgStore {
+    async fn write_connection(&self) -> Result<WriteConnection, sqlx::Error> {
+        Ok(match &self.held {
+            Some(held) => WriteConnection::Held(held.take().await?),
+            None => WriteConnection::Pooled(self.pool.acquire().await?),
+        })
+    }
+
+    /// After a commit: a held connection goes back to be held (a pooled
+    /// one goes back to its pool when dropped).
+    fn done_with(&self, conn: WriteConnection) {
+        if let (Some(held), WriteConnection::Held(conn)) = (&self.held, conn) {
+            held.put_back(conn);
         }
     }
 }
@@ -238,17 +310,24 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        if let Some(held) = &self.held {
+            held.close().await;
+        }
         self.pool.close().await;
     }
 
     fn own_writer(&self, connections: u32) -> Option<Arc<dyn Store>> {
+        let connect = (*self.pool.connect_options()).clone();
         let pool = self
             .pool
             .options()
             .clone()
             .max_connections(connections)
-            .connect_lazy_with((*self.pool.connect_options()).clone());
-        Some(Arc::new(PgStore { pool }))
+            .connect_lazy_with(connect.clone());
+        Some(Arc::new(PgStore {
+            pool,
+            held: Some(held::HeldConnections::new(connect)),
+        }))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -265,23 +344,27 @@ impl Store for PgStore {
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError> {
         let locks = BatchLocks::of(deliveries);
-        // Most of a batch in one round trip, on the guess that no delivery
-        // replays a signed triple with another body; where one does, the
-        // transaction is rolled back and the batch recorded step by step
-        // (`recorder::Steps`).
-        for steps in [Steps::AtOnce, Steps::OneByOne] {
-            let mut tx = Write::new(timed(WriteStep::Begin, self.begin(&locks)).await?);
-            match record(&mut Timed(&mut tx), deliveries, steps).await? {
-                Some(outcomes) => {
-                    timed(WriteStep::Commit, tx.commit()).await?;
+        // A BEGIN that fails on a connection error (one that died while
+        // idle, as after a database restart) is retried on another
+        // connection, once per connection this store may have at most:
+        // nothing but the BEGIN was sent. The dead one is dropped (sqlx
+        // closes a pooled one when its ping fails).
+        let mut attempts = self.pool.options().get_max_connections();
+        loop {
+            let mut conn = self.write_connection().await?;
+            match record_on(&mut conn, &locks, deliveries).await {
+                Ok(outcomes) => {
+                    self.done_with(conn);
                     return Ok(outcomes);
                 }
-                None => tx.rollback().await?,
+                Err(WriteFailed::Begin(e)) if attempts > 0 && connection_lost(&e) => {
+                    attempts -= 1;
+                    tracing::info!(error = %e, "BEGIN on a dead connection; retrying on another");
+                }
+                Err(WriteFailed::Begin(e)) => return Err(e.into()),
+                Err(WriteFailed::Store(e)) => return Err(e),
             }
         }
-        Err(StoreError::inconsistent(
-            "a batch recorded step by step guessed",
-        ))
     }
 
     async fn list_deliveries(
