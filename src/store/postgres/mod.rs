@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Column, Connection, PgConnection, PgPool, Postgres, Row, TypeInfo};
+use sqlx::{
+    Column, Connection, FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row, TypeInfo,
+};
 
 use crate::domain::time::format_instant;
 
@@ -249,6 +252,40 @@ async fn record_on(
 }
 
 impl PgStore {
+    /// Runs a read, again on another connection while the one it got had
+    /// died idle (as after a database restart; the pool does not ping a
+    /// connection before handing it out, and drops a dead one when it
+    /// comes back), at most once per pooled connection: a read changes
+    /// nothing, so it is safe to repeat.
+    async fn read<'f, T>(
+        &self,
+        run: impl Fn() -> BoxFuture<'f, Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let mut attempts = self.pool.options().get_max_connections();
+        loop {
+            match run().await {
+                Err(e) if attempts > 0 && connection_lost(&e) => {
+                    attempts -= 1;
+                    tracing::info!(error = %e, "read on a dead connection; retrying on another");
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    /// `read` of the rows of a `read_sql` query.
+    async fn read_rows<'q, R>(
+        &self,
+        query: impl Fn() -> QueryBuilder<'q, Postgres> + Sync,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let query = &query;
+        self.read(|| Box::pin(async move { query().build_query_as().fetch_all(&self.pool).await }))
+            .await
+    }
+
     async fn write_connection(&self) -> Result<WriteConnection, sqlx::Error> {
         Ok(match &self.held {
             Some(held) => WriteConnection::Held(held.take().await?),
@@ -338,7 +375,8 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.read(|| Box::pin(sqlx::query("SELECT 1").execute(&self.pool)))
+            .await?;
         Ok(())
     }
 
@@ -371,37 +409,28 @@ impl Store for PgStore {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Ok(read_sql::deliveries::<Postgres>(filter)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::deliveries::<Postgres>(filter))
+            .await
     }
 
     async fn list_closed(&self, query: &ClosedQuery) -> Result<Vec<ListedSession>, StoreError> {
-        Ok(read_sql::closed::<Postgres>(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::closed::<Postgres>(query)).await
     }
 
     async fn room_history(
         &self,
         query: &SessionListQuery,
     ) -> Result<Vec<ListedSession>, StoreError> {
-        Ok(read_sql::room_history::<Postgres>(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::room_history::<Postgres>(query))
+            .await
     }
 
     async fn open_sessions(
         &self,
         query: &SessionListQuery,
     ) -> Result<Vec<ListedSession>, StoreError> {
-        Ok(read_sql::open_sessions::<Postgres>(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::open_sessions::<Postgres>(query))
+            .await
     }
 
     async fn find_sessions(
@@ -409,20 +438,16 @@ impl Store for PgStore {
         room_session_id: &str,
         appid: Option<i64>,
     ) -> Result<Vec<SessionRow>, StoreError> {
-        Ok(read_sql::find_sessions::<Postgres>(room_session_id, appid)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::find_sessions::<Postgres>(room_session_id, appid))
+            .await
     }
 
     async fn close_reason_counts(
         &self,
         query: &StatsQuery,
     ) -> Result<Vec<ReasonCount>, StoreError> {
-        Ok(read_sql::close_reason_counts::<Postgres>(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
+        self.read_rows(|| read_sql::close_reason_counts::<Postgres>(query))
+            .await
     }
 
     async fn participants(
@@ -430,11 +455,16 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<ParticipantRow>, StoreError> {
-        let mut rows = sqlx::query(read_sql::PARTICIPANTS)
-            .bind(appid)
-            .bind(room_session_id)
-            .try_map(|row: PgRow| participant(&row))
-            .fetch_all(&self.pool)
+        let mut rows = self
+            .read(|| {
+                Box::pin(
+                    sqlx::query(read_sql::PARTICIPANTS)
+                        .bind(appid)
+                        .bind(room_session_id)
+                        .try_map(|row: PgRow| participant(&row))
+                        .fetch_all(&self.pool),
+                )
+            })
             .await?;
         in_participant_order(&mut rows);
         Ok(rows)
@@ -445,11 +475,16 @@ impl Store for PgStore {
         appid: i64,
         room_session_id: &str,
     ) -> Result<Vec<TimelineRow>, StoreError> {
-        let mut rows = sqlx::query(read_sql::TIMELINE)
-            .bind(appid)
-            .bind(room_session_id)
-            .try_map(|row: PgRow| timeline_entry(&row))
-            .fetch_all(&self.pool)
+        let mut rows = self
+            .read(|| {
+                Box::pin(
+                    sqlx::query(read_sql::TIMELINE)
+                        .bind(appid)
+                        .bind(room_session_id)
+                        .try_map(|row: PgRow| timeline_entry(&row))
+                        .fetch_all(&self.pool),
+                )
+            })
             .await?;
         in_timeline_order(&mut rows);
         Ok(rows)
@@ -503,11 +538,16 @@ impl Store for PgStore {
         sql: &str,
         params: &ReportParams,
     ) -> Result<ReportTable, StoreError> {
-        let rows = sqlx::query(sql)
-            .bind(params.from)
-            .bind(params.to)
-            .bind(params.appid)
-            .fetch_all(&self.pool)
+        let rows = self
+            .read(|| {
+                Box::pin(
+                    sqlx::query(sql)
+                        .bind(params.from)
+                        .bind(params.to)
+                        .bind(params.appid)
+                        .fetch_all(&self.pool),
+                )
+            })
             .await?;
         report_table(&rows, |row, i| {
             let column = &row.columns()[i];
