@@ -208,6 +208,19 @@ impl GroupMemberRow {
     }
 }
 
+/// The touches whose session is not among `sessions` (sorted by key).
+pub fn touches_outside<'t>(
+    touches: &'t [SessionTouch],
+    sessions: &[(i64, String)],
+) -> impl Iterator<Item = &'t SessionTouch> {
+    touches.iter().filter(|t| {
+        let key = (t.appid, t.room_session_id.as_str());
+        sessions
+            .binary_search_by(|(appid, id)| (*appid, id.as_str()).cmp(&key))
+            .is_err()
+    })
+}
+
 /// What a batch does to a session row before it inserts any event: create
 /// it bare if absent; move its room id and first event time to the
 /// smallest its logins and logouts carry; lock it if the batch creates or

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 use super::merge::{
     EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch,
-    intervals_of, replay_rejection,
+    intervals_of, replay_rejection, touches_outside,
 };
 use crate::domain::presence::PresenceInterval;
 use crate::domain::{Delivery, EventKind, Outcome, ReplayKey, Verdict};
@@ -49,7 +49,7 @@ pub struct NewEvent<'c, 'e> {
 
 /// How a batch's statements up to its last decision run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Steps {
+enum Steps {
     /// One after another, each with what the one before found.
     OneByOne,
     /// The replay guard, the session rows, the events and the presence
@@ -76,10 +76,11 @@ pub struct FirstSteps<'a, 'c, 'e> {
 pub struct FirstStepsFound {
     /// As `claim_replay_keys` returns it.
     pub first_bodies: HashMap<ReplayKey, String>,
-    /// The touched sessions the statement neither created nor saw: another
-    /// writer created them after it began (its INSERT met them, its UPDATE
-    /// could not), so they are touched again.
-    pub unseen: Vec<(i64, String)>,
+    /// The touched sessions the statement created or saw, sorted. A touch
+    /// outside them is of a session another writer created after the
+    /// statement began (its INSERT met the row, its UPDATE could not see
+    /// it), so it is touched again.
+    pub sessions_found: Vec<(i64, String)>,
     /// As `insert_events` returns it.
     pub inserted: Vec<(EventIdentity, i64)>,
     /// The groups' logins and logouts as stored *before* the statement:
@@ -171,11 +172,32 @@ pub struct CloseCount {
     pub count: i64,
 }
 
-/// Decides and writes the outcomes of `deliveries`, in order. The caller
-/// commits. `None` when `Steps::AtOnce` guessed wrong: the transaction
-/// wrote what a replayed delivery must not, so the caller rolls it back
-/// and records the batch again `OneByOne`.
+/// Decides and writes the outcomes of `deliveries`, in order, one
+/// statement after another. The caller commits.
 pub async fn record(
+    tx: &mut dyn WriteTx,
+    deliveries: &[Delivery],
+) -> Result<Vec<Outcome>, StoreError> {
+    stepwise(record_with(tx, deliveries, Steps::OneByOne).await?)
+}
+
+/// `record` with the statements up to the last decision as one
+/// (`Steps::AtOnce`; PostgreSQL). `None` when it guessed wrong: the
+/// transaction wrote what a replayed delivery must not, so the caller
+/// rolls it back and runs `record` in a new one.
+pub async fn record_at_once(
+    tx: &mut dyn WriteTx,
+    deliveries: &[Delivery],
+) -> Result<Option<Vec<Outcome>>, StoreError> {
+    record_with(tx, deliveries, Steps::AtOnce).await
+}
+
+/// Step by step there is no guess to get wrong.
+fn stepwise<T>(recorded: Option<T>) -> Result<T, StoreError> {
+    recorded.ok_or_else(|| StoreError::inconsistent("a batch recorded step by step guessed"))
+}
+
+async fn record_with(
     tx: &mut dyn WriteTx,
     deliveries: &[Delivery],
     steps: Steps,
@@ -269,9 +291,7 @@ pub async fn apply_verdicts(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
 ) -> Result<Vec<(Outcome, Option<i64>)>, StoreError> {
-    let (results, derived) = decide(tx, deliveries, None)
-        .await?
-        .ok_or_else(|| StoreError::inconsistent("a batch recorded step by step guessed"))?;
+    let (results, derived) = stepwise(decide(tx, deliveries, None).await?)?;
     tx.write_batch(&derived, &[]).await?;
     Ok(results)
 }
@@ -414,20 +434,16 @@ async fn store_events(
             if !guessed_right {
                 return Ok(None);
             }
-            if !found.unseen.is_empty() {
+            let again: Vec<SessionTouch> = touches_outside(&touches, &found.sessions_found)
+                .cloned()
+                .collect();
+            if !again.is_empty() {
                 // After the events, where every other touch comes before
                 // them: a lock order two writers can only meet in if both
                 // hold one delivery of a session another created meanwhile
                 // (PostgreSQL then picks one as a deadlock victim; group
                 // commit runs it again, and the row is seen this time;
                 // without group commit it answers 503 and ZEGO retries).
-                let again: Vec<SessionTouch> = touches
-                    .into_iter()
-                    .filter(|t| {
-                        let key = (t.appid, t.room_session_id.clone());
-                        found.unseen.contains(&key)
-                    })
-                    .collect();
                 tx.touch_sessions(&again).await?;
             }
             (found.inserted, Some(found.stored_group_rows))

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 use crate::store::batch_rows::{Column, Rows};
 use crate::store::merge::{
     EventIdentity, GroupEventRow, GroupKey, GroupMemberRow, InsertedEventRow, LifecycleMerge,
-    SessionTouch, StoredEventRow,
+    SessionTouch, StoredEventRow, touches_outside,
 };
 use crate::store::model::DeliveryRecord;
 use crate::store::rebuild::{RebuildReport, RebuildTx};
@@ -171,15 +171,7 @@ where
         // A row this transaction created holds its lock already and never
         // moves. (RETURNING's order is not promised: sort, then search.)
         created.sort_unstable();
-        let existing: Vec<&SessionTouch> = touches
-            .iter()
-            .filter(|t| {
-                let key = (t.appid, t.room_session_id.as_str());
-                created
-                    .binary_search_by(|(appid, id)| (*appid, id.as_str()).cmp(&key))
-                    .is_err()
-            })
-            .collect();
+        let existing: Vec<&SessionTouch> = touches_outside(touches, &created).collect();
         for (sql, rows) in statements::<DB>(Rows::SessionWidenings(&existing), sql::widen::<DB>) {
             sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
                 .execute(&mut *self.0)
@@ -269,28 +261,20 @@ where
             ));
         }
         let widenings: Vec<&SessionTouch> = steps.touches.iter().collect();
-        let parts = [
+        let (sources, args) = row_sources::<DB, 5>([
             Rows::ReplayClaims(steps.claims),
             Rows::NewSessions(steps.touches),
             Rows::SessionWidenings(&widenings),
             Rows::Events(steps.events),
             Rows::Groups(steps.groups),
-        ];
-        let mut sources: [String; 5] = Default::default();
-        let mut first_param = 1;
-        for (source, rows) in sources.iter_mut().zip(parts) {
-            *source = DB::row_source(first_param, rows.len(), rows.columns());
-            first_param += rows.columns().len();
-        }
-        let statement = sql::first_steps::<DB>(&sources);
-        let mut args = DB::Arguments::default();
-        for rows in parts {
-            DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
-        }
+        ])?;
+        // The statement is bound before the arguments that borrow it, so
+        // it outlives them.
+        let (statement, args) = (sql::first_steps::<DB>(&sources), args);
         let rows = sqlx::query_as_with::<DB, FirstStepRow, _>(&statement, args)
             .fetch_all(&mut *self.0)
             .await?;
-        first_steps_found(rows, steps.touches)
+        first_steps_found(rows)
     }
 
     async fn write_batch(
@@ -315,19 +299,14 @@ where
             // statement, which is what each needs (the presence rows they
             // replace are held by the group locks; the upserts resolve
             // conflicts against the latest rows).
+            // Before the arguments, which borrow it: it must outlive them.
             let mut sql = String::from("WITH ");
-            let mut args = DB::Arguments::default();
-            let mut first_param = 1;
-            for (n, piece) in pieces.iter().enumerate() {
-                let rows = piece.rows();
-                let columns = rows.columns();
+            let (sources, args) = row_sources::<DB, 5>(pieces.map(|p| p.rows()))?;
+            for (n, (piece, source)) in pieces.iter().zip(&sources).enumerate() {
                 if n > 0 {
                     sql.push_str(", ");
                 }
-                let source = DB::row_source(first_param, rows.len(), columns);
-                let _ = write!(sql, "w{n} AS ({})", piece.sql::<DB>(&source));
-                DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
-                first_param = args.len() + 1;
+                let _ = write!(sql, "w{n} AS ({})", piece.sql::<DB>(source));
             }
             sql.push_str(" SELECT 1");
             sqlx::query_with::<DB, _>(&sql, args)
@@ -367,16 +346,12 @@ pub struct FirstStepRow {
 }
 
 /// Sorts `write_sql::first_steps`' rows into what each step found.
-fn first_steps_found(
-    rows: Vec<FirstStepRow>,
-    touches: &[SessionTouch],
-) -> Result<FirstStepsFound, StoreError> {
+fn first_steps_found(rows: Vec<FirstStepRow>) -> Result<FirstStepsFound, StoreError> {
     use sql::FirstStepTag as Tag;
     fn some<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
         value.ok_or_else(|| StoreError::inconsistent(format!("first steps: no {what}")))
     }
     let mut found = FirstStepsFound::default();
-    let mut created_or_seen: Vec<(i64, String)> = Vec::new();
     for r in rows {
         match Tag::of(r.tag) {
             Some(Tag::Claimed) => {
@@ -388,7 +363,8 @@ fn first_steps_found(
                 found.first_bodies.insert(key, some(r.s4, "body digest")?);
             }
             Some(Tag::Created | Tag::Seen) => {
-                created_or_seen.push((some(r.appid, "appid")?, some(r.s1, "session")?));
+                let session = (some(r.appid, "appid")?, some(r.s1, "session")?);
+                found.sessions_found.push(session);
             }
             Some(Tag::Widened) => {}
             Some(Tag::Inserted) => {
@@ -429,13 +405,22 @@ fn first_steps_found(
             }
         }
     }
-    created_or_seen.sort_unstable();
-    found.unseen = touches
-        .iter()
-        .map(|t| (t.appid, t.room_session_id.clone()))
-        .filter(|key| created_or_seen.binary_search(key).is_err())
-        .collect();
+    found.sessions_found.sort_unstable();
     Ok(found)
+}
+
+/// Row sources for `parts`, to go in one statement (each part's
+/// parameters numbered after the one before's), and their arguments.
+fn row_sources<'q, DB: WriteDialect, const N: usize>(
+    parts: [Rows<'q>; N],
+) -> Result<([String; N], DB::Arguments<'q>), StoreError> {
+    let mut args = DB::Arguments::default();
+    let mut sources: [String; N] = std::array::from_fn(|_| String::new());
+    for (source, rows) in sources.iter_mut().zip(parts) {
+        *source = DB::row_source(args.len() + 1, rows.len(), rows.columns());
+        DB::bind_rows(&mut args, rows).map_err(sqlx::Error::Encode)?;
+    }
+    Ok((sources, args))
 }
 
 /// One statement's worth of a batch's final writes.

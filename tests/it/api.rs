@@ -743,7 +743,7 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
     }
     // Every step a write transaction went through (the duplicate close
     // looked its event up; the login read its presence group). PostgreSQL
-    // runs the first ones as one statement (`recorder::Steps::AtOnce`).
+    // runs the first ones as one statement (`recorder::record_at_once`).
     let first_steps: &[&str] = match backend {
         Backend::Postgres => &["first_steps"],
         Backend::Sqlite => &[

@@ -144,10 +144,10 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
 }
 
 /// A session row another writer creates while a batch's first statement
-/// runs (`recorder::Steps::AtOnce`): the statement's INSERT meets the row
+/// runs (`recorder::record_at_once`): the statement's INSERT meets the row
 /// and waits for that writer's commit, and its UPDATE, on the snapshot
 /// from before, cannot see it. The batch touches it again afterwards
-/// (`FirstStepsFound::unseen`), so the row still moves to the login's
+/// (`FirstStepsFound::sessions_found`), so the row still moves to the login's
 /// smaller room id and earlier time, as it would step by step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_row_another_writer_creates_meanwhile_is_still_widened() {

@@ -9,20 +9,26 @@
 //! (docs/benchmarks.md).
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 pub struct HeldConnections {
     connect: PgConnectOptions,
+    /// How long opening one may take (`DATABASE_TIMEOUT_MS`, as the pool's
+    /// acquire): an unreachable database fails the batch with a 503
+    /// instead of holding it for the OS's TCP timeout.
+    connect_timeout: Duration,
     /// At most one per worker: each takes one for a batch and puts it back.
     idle: Mutex<Vec<PgConnection>>,
 }
 
 impl HeldConnections {
-    pub fn new(connect: PgConnectOptions) -> HeldConnections {
+    pub fn new(connect: PgConnectOptions, connect_timeout: Duration) -> HeldConnections {
         HeldConnections {
             connect,
+            connect_timeout,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -32,7 +38,9 @@ impl HeldConnections {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.connect.connect().await,
+            None => tokio::time::timeout(self.connect_timeout, self.connect.connect())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
         }
     }
 
@@ -53,5 +61,27 @@ impl HeldConnections {
         for conn in idle {
             let _ = conn.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database that accepts the connection and never answers (a
+    /// black-holed host, a hung server): `take` gives up after the timeout.
+    #[tokio::test]
+    async fn opening_gives_up_after_the_timeout() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let connect = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username("postgres");
+        let held = HeldConnections::new(connect, Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let error = held.take().await.unwrap_err();
+        assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -31,7 +31,7 @@ use crate::store::query::{
     StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::recorder::{Steps, record};
+use crate::store::recorder::{record, record_at_once};
 use crate::store::report::{json_of, report_table};
 use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
@@ -227,28 +227,34 @@ impl From<sqlx::Error> for WriteFailed {
 ///
 /// Most of a batch goes in one round trip, on the guess that no delivery
 /// replays a signed triple with another body; where one does, the
-/// transaction is rolled back and the batch recorded step by step
-/// (`recorder::Steps`).
+/// transaction is rolled back and the batch recorded step by step in a
+/// new one (`recorder::record_at_once`).
 async fn record_on(
     conn: &mut PgConnection,
     locks: &BatchLocks,
     deliveries: &[Delivery],
 ) -> Result<Vec<Outcome>, WriteFailed> {
-    for steps in [Steps::AtOnce, Steps::OneByOne] {
-        let begin = conn.begin_with(begin_write(locks));
-        let tx = timed(WriteStep::Begin, begin)
-            .await
-            .map_err(WriteFailed::Begin)?;
-        let mut tx = Write::new(tx);
-        match record(&mut Timed(&mut tx), deliveries, steps).await? {
-            Some(outcomes) => {
-                timed(WriteStep::Commit, tx.commit()).await?;
-                return Ok(outcomes);
-            }
-            None => tx.rollback().await?,
-        }
+    let mut tx = begin_on(conn, locks).await?;
+    if let Some(outcomes) = record_at_once(&mut Timed(&mut tx), deliveries).await? {
+        timed(WriteStep::Commit, tx.commit()).await?;
+        return Ok(outcomes);
     }
-    Err(StoreError::inconsistent("a batch recorded step by step guessed").into())
+    tx.rollback().await?;
+    let mut tx = begin_on(conn, locks).await?;
+    let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
+    timed(WriteStep::Commit, tx.commit()).await?;
+    Ok(outcomes)
+}
+
+async fn begin_on<'c>(
+    conn: &'c mut PgConnection,
+    locks: &BatchLocks,
+) -> Result<Write<'c, Postgres>, WriteFailed> {
+    let begin = conn.begin_with(begin_write(locks));
+    let tx = timed(WriteStep::Begin, begin)
+        .await
+        .map_err(WriteFailed::Begin)?;
+    Ok(Write::new(tx))
 }
 
 impl PgStore {
@@ -363,7 +369,10 @@ impl Store for PgStore {
             .connect_lazy_with(connect.clone());
         Some(Arc::new(PgStore {
             pool,
-            held: Some(held::HeldConnections::new(connect)),
+            held: Some(held::HeldConnections::new(
+                connect,
+                self.pool.options().get_acquire_timeout(),
+            )),
         }))
     }
 

@@ -23,7 +23,7 @@ use crate::store::query::{
     StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::recorder::{Steps, record};
+use crate::store::recorder::record;
 use crate::store::report::{json_of, report_table};
 use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
@@ -178,12 +178,7 @@ impl Store for SqliteStore {
             .run(async |connection| {
                 let begin = connection.begin_with("BEGIN IMMEDIATE");
                 let mut tx = Write::new(timed(WriteStep::Begin, begin).await?);
-                // One writer, no round trips: nothing to save by guessing.
-                let outcomes = record(&mut Timed(&mut tx), deliveries, Steps::OneByOne)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::inconsistent("a batch recorded step by step guessed")
-                    })?;
+                let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
                 timed(WriteStep::Commit, tx.commit()).await?;
                 Ok(outcomes)
             })
