@@ -226,20 +226,8 @@ async fn connections_killed_while_idle_cost_no_callback_and_no_read() {
         app.post("/callbacks/room_create", create).await.1["status"],
         "stored"
     );
-    assert_eq!(app.get("/api/v1/rooms/closed").await.0, StatusCode::OK);
-    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert!(
-        killed.len() >= 2,
-        "the service held {} connections",
-        killed.len()
-    );
+    let killed = kill_every_idle_connection(&app).await;
+    assert!(killed >= 2, "the service held {killed} connections");
 
     let close = json_body(&signed(fixture("room_close.json")));
     let (status, body) = app.post("/callbacks/room_close", close).await;
@@ -252,6 +240,52 @@ async fn connections_killed_while_idle_cost_no_callback_and_no_read() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+}
+
+/// Every connection of the service killed while idle (a database
+/// restart), before a rebuild and again before a purge: the operator's
+/// commands run, not fail once per dead pooled connection
+/// (`PgStore::begin`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_and_purge_after_connections_died_idle_still_run() {
+    let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
+    for (path, fixture_name) in [
+        ("/callbacks/room_create", "room_create.json"),
+        ("/callbacks/room_close", "room_close.json"),
+    ] {
+        let body = json_body(&signed(fixture(fixture_name)));
+        assert_eq!(app.post(path, body).await.1["status"], "stored");
+    }
+    assert!(kill_every_idle_connection(&app).await > 0);
+    let report = app
+        .store
+        .rebuild(&zego_room_tracker::ingest::reassess, &|_| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(report.outcomes_changed, 0);
+
+    assert!(kill_every_idle_connection(&app).await > 0);
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let purged =
+        zego_room_tracker::retention::purge(app.store.as_ref(), tomorrow, true, 100, |_| {})
+            .await
+            .expect("purge");
+    assert_eq!((purged.deliveries, purged.sessions), (2, 1));
+}
+
+/// Terminates every connection of the service's database, after a read so
+/// that its pool holds an idle one to lose; how many it terminated.
+async fn kill_every_idle_connection(app: &TestApp) -> usize {
+    assert_eq!(app.get("/api/v1/rooms/closed").await.0, StatusCode::OK);
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    killed.len()
 }
 
 /// `purge --sessions` on PostgreSQL while late closes and logouts of the

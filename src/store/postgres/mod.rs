@@ -55,8 +55,9 @@ impl PgStore {
         ]);
         // No ping before each acquire: it is a round trip per transaction,
         // and sqlx already pings every connection when it is released. A
-        // connection that died idle (a restart) fails its BEGIN instead,
-        // which `begin` retries on another.
+        // connection that died idle (a restart) fails its BEGIN or its read
+        // instead, which `record_deliveries`, `begin` and `read` retry on
+        // another.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.timeout)
@@ -309,19 +310,41 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// One of `purge_sql`'s batch deletes (`$1` cut-off, `$2` batch size);
-    /// how many rows it deleted.
+    /// A transaction on a pooled connection, for the operator's writes
+    /// (purge, rebuild). Like the group-commit writer's, a BEGIN that fails
+    /// because its connection died idle (a database restart) is retried on
+    /// another, at most once per pooled connection: nothing but the BEGIN
+    /// was sent. A failure after it is the caller's, as before.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        let mut attempts = self.pool.options().get_max_connections();
+        loop {
+            match self.pool.begin().await {
+                Err(e) if attempts > 0 && connection_lost(&e) => {
+                    attempts -= 1;
+                    tracing::info!(error = %e, "BEGIN on a dead connection; retrying on another");
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    /// One of `purge_sql`'s batch deletes (`$1` cut-off, `$2` batch size)
+    /// in a transaction of its own (`begin`: a DELETE sent alone could not
+    /// tell a dead connection from one that died after deleting); how many
+    /// rows it deleted.
     async fn delete_batch(
         &self,
         statement: &'static str,
         before: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(statement)
             .bind(before)
             .bind(batch)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 }
@@ -514,7 +537,7 @@ impl Store for PgStore {
     }
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Where every session chosen turned out recent once locked, choose
         // again (those are no longer expired), so that 0 still means "none left".
         let purged = loop {
@@ -536,7 +559,7 @@ impl Store for PgStore {
         reassess: &(dyn for<'r> Fn(&'r DeliveryRecord) -> Delivery + Sync),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<RebuildReport, StoreError> {
-        let mut tx = Write::new(self.pool.begin().await?);
+        let mut tx = Write::new(self.begin().await?);
         let report = rebuild::rebuild(&mut tx, reassess, progress).await?;
         tx.commit().await?;
         Ok(report)
