@@ -3,7 +3,6 @@
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::StoreError;
 use super::model::{AppSnapshot, EventRecord, IntervalRecord, SessionRecord};
 
 const EVENTS: &str =
@@ -22,7 +21,9 @@ const INTERVALS: &str =
  FROM presence_intervals WHERE appid = $1";
 
 /// The three tables' rows of `appid`, each list in its canonical order.
-pub async fn app_snapshot<DB>(pool: &Pool<DB>, appid: u32) -> Result<AppSnapshot, StoreError>
+/// The raw sqlx error, so a backend can tell a dead connection from the rest
+/// (PostgreSQL's `read` runs it again on another).
+pub async fn app_snapshot<DB>(pool: &Pool<DB>, appid: u32) -> Result<AppSnapshot, sqlx::Error>
 where
     DB: Database,
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,

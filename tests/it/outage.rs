@@ -217,7 +217,8 @@ async fn a_session_row_another_writer_creates_meanwhile_is_still_widened() {
 /// pool's are dead. The writer's BEGIN fails and the batch runs on a new
 /// connection, so the callback is stored, not answered 503
 /// (`store::postgres::held`); a read on the dead pooled connection is run
-/// again on another, so the query API and readiness answer 200.
+/// again on another, so the query API, readiness and the store's snapshot
+/// of every row answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_killed_while_idle_cost_no_callback_and_no_read() {
     let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);
@@ -240,6 +241,13 @@ async fn connections_killed_while_idle_cost_no_callback_and_no_read() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+
+    // The store's own read of every row (the suite's checks) too: once so
+    // that its pool holds an idle connection, again after killing it.
+    assert_eq!(app.store.app_snapshot(1).await.unwrap().events.len(), 2);
+    assert!(kill_every_idle_connection(&app).await > 0);
+    let snapshot = app.store.app_snapshot(1).await.expect("snapshot");
+    assert_eq!(snapshot.events.len(), 2);
 }
 
 /// Every connection of the service killed while idle (a database

@@ -600,7 +600,8 @@ impl Store for PgStore {
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
-        snapshot::app_snapshot(&self.pool, appid).await
+        self.read(|| Box::pin(snapshot::app_snapshot(&self.pool, appid)))
+            .await
     }
 }
 

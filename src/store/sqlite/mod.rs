@@ -381,6 +381,6 @@ impl Store for SqliteStore {
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
-        snapshot::app_snapshot(&self.reader, appid).await
+        Ok(snapshot::app_snapshot(&self.reader, appid).await?)
     }
 }
