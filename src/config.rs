@@ -24,7 +24,9 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 
-    /// Most database connections this process opens.
+    /// Most database connections for queries and unbatched writes. On top:
+    /// SQLite's one write connection, and on PostgreSQL one held connection
+    /// per GROUP_COMMIT_WORKERS while GROUP_COMMIT is on.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub database_max_connections: u32,
@@ -225,7 +227,8 @@ impl ServeArgs {
     }
 }
 
-fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
+/// The entries of a comma-separated setting, trimmed, empty ones left out.
+pub(crate) fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
     value
         .unwrap_or("")
         .split(',')

@@ -16,7 +16,8 @@ pub struct SendArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
 
-    /// The callback secret to sign with.
+    /// The callback secret to sign with. Of a comma-separated list (as
+    /// `serve` reads ZEGO_CALLBACK_SECRET while rotating), the first.
     #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true)]
     secret: String,
 
@@ -123,11 +124,21 @@ pub struct SendArgs {
     appid: u32,
 }
 
+/// The secret `send` signs with: the first of `--secret`'s list, so that
+/// the ZEGO_CALLBACK_SECRET a rotating server reads signs as ZEGO would
+/// instead of as the whole list (which no server accepts).
+fn signing_secret(secret: &str) -> Result<&str, String> {
+    crate::config::split_list(Some(secret))
+        .next()
+        .ok_or_else(|| "--secret (ZEGO_CALLBACK_SECRET) is empty".to_owned())
+}
+
 pub async fn run(args: SendArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.duplicates) {
         return Err("--duplicates must be between 0 and 1".into());
     }
-    let mut sender = Sender::new(&args.url, &args.secret).map_err(|e| format!("--url: {e}"))?;
+    let mut sender =
+        Sender::new(&args.url, signing_secret(&args.secret)?).map_err(|e| format!("--url: {e}"))?;
     sender.encoding = args.encoding;
     sender.typed_paths = !args.generic_endpoint;
     sender.retry_schedule = if args.no_retry {
@@ -342,4 +353,20 @@ async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
     };
     progress.abort();
     report(&summary, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signing_secret;
+
+    #[test]
+    fn signs_with_the_first_secret_of_a_rotation_list() {
+        assert_eq!(signing_secret("new, old"), Ok("new"));
+        assert_eq!(signing_secret(" only "), Ok("only"));
+        assert!(
+            signing_secret(" , ")
+                .unwrap_err()
+                .contains("ZEGO_CALLBACK_SECRET")
+        );
+    }
 }

@@ -128,6 +128,32 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
     );
 }
 
+/// `send` run with the ZEGO_CALLBACK_SECRET of a server that is rotating
+/// secrets (a comma-separated list) signs with the first, and is accepted.
+#[test]
+fn send_signs_with_the_first_of_a_rotation_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = "new-secret,old-secret";
+    let mut serve = command(dir.path());
+    serve
+        .env("ZEGO_CALLBACK_SECRET", secrets)
+        .env("LISTEN_ADDR", "127.0.0.1:0");
+    let (mut server, addr, _log) = spawn_until_listening(serve);
+    let sent = command(dir.path())
+        .env("ZEGO_CALLBACK_SECRET", secrets)
+        .args(["send", "--no-retry", "--url", &format!("http://{addr}")])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success() && stdout.contains("8 sent, 8 succeeded"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+}
+
 #[test]
 fn migrate_creates_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();
