@@ -13,6 +13,7 @@ use crate::reports::{REPORTS, Report, ReportParams, ReportTable};
 pub enum Format {
     /// Aligned columns for a terminal.
     Table,
+    /// RFC 4180 CSV with a header row.
     Csv,
     /// An array of objects.
     Json,
@@ -40,6 +41,7 @@ pub struct ReportArgs {
     #[arg(long)]
     appid: Option<u32>,
 
+    /// How to print the rows.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 
