@@ -13,8 +13,10 @@ pub struct Stay<'a> {
 /// The largest number of distinct users present at one instant. An
 /// interval without a login counts from `session_start_ms`; one without a
 /// logout until `session_end_ms` (the close, or now). At equal times a
-/// logout counts before a login, so back-to-back stays do not overlap. A user
-/// with two overlapping stays (two devices) counts once.
+/// logout counts before a login, so back-to-back stays do not overlap, and
+/// a stay of no length (a logout in the login's millisecond, a login after
+/// the close) is no presence at all. A user with two overlapping stays (two
+/// devices) counts once.
 pub fn peak_concurrent_users(
     stays: &[Stay<'_>],
     session_start_ms: i64,
@@ -25,8 +27,10 @@ pub fn peak_concurrent_users(
     for stay in stays {
         let from = stay.from_ms.unwrap_or(session_start_ms);
         let until = stay.until_ms.unwrap_or(session_end_ms.max(from));
-        if until < from {
-            continue; // times running backwards: no presence to count
+        if until <= from {
+            // Times running backwards, or no time at all: nobody to count.
+            // (Its leave would also come before its own join.)
+            continue;
         }
         edges.push((from, 1, stay.user));
         edges.push((until, 0, stay.user));
@@ -90,6 +94,18 @@ mod tests {
         assert_eq!(peak_concurrent_users(&stays, 0, 100), 2); // a is still there at 80
         assert_eq!(peak_concurrent_users(&stays, 0, 70), 1); // a left with the close at 70
         assert_eq!(peak_concurrent_users(&stays, 61, 100), 2); // b would start after it left: skipped
+    }
+
+    #[test]
+    fn a_stay_of_no_length_is_no_presence() {
+        let stays = [
+            stay("a", Some(50), Some(50)), // logged out in the login's millisecond
+            stay("b", Some(120), None),    // logged in after the close at 100
+            stay("c", Some(0), Some(10)),
+            stay("c", Some(5), Some(5)), // c's second device, for no time
+        ];
+        assert_eq!(peak_concurrent_users(&stays, 0, 100), 1);
+        assert_eq!(peak_concurrent_users(&stays[..2], 0, 100), 0);
     }
 
     #[test]

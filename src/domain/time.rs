@@ -47,6 +47,12 @@ pub fn with_instant_text<R>(t: DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
 /// `2024-05-01T00:00:00Z` (any offset) or `1714521600000`, up to the end of
 /// year 9999 as event times are (`EventTime::MAX_MS`): SQLite compares
 /// times as text, and a year of five digits would sort before `9999`.
+///
+/// Digits below the microsecond round up to it: PostgreSQL binds whole
+/// microseconds and would otherwise cut `…20.0000001Z` down to `…20Z`, so
+/// that a `from` let in (and a `to` left out) a time at `…20.000Z` that
+/// SQLite compares right. Every stored time is a whole millisecond, so the
+/// rounded bound keeps the same rows on either side.
 pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     let t = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse::<i64>()
@@ -57,7 +63,19 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }?;
-    (t.timestamp_millis() <= EventTime::MAX_MS).then_some(t)
+    (t.timestamp_millis() <= EventTime::MAX_MS).then_some(up_to_the_microsecond(t))
+}
+
+/// `t`, or the next whole microsecond after it (`t` itself past the end of
+/// year 9999, where no stored time is).
+fn up_to_the_microsecond(t: DateTime<Utc>) -> DateTime<Utc> {
+    let below = t.timestamp_subsec_nanos() % 1_000;
+    if below == 0 {
+        return t;
+    }
+    t.checked_add_signed(TimeDelta::nanoseconds(i64::from(1_000 - below)))
+        .filter(|up| up.timestamp_millis() <= EventTime::MAX_MS)
+        .unwrap_or(t)
 }
 
 /// The start of the UTC hour holding `t`: the close-reason rollup's bucket.
@@ -204,5 +222,30 @@ mod tests {
         assert_eq!(parse_instant("253402300800000"), None, "year 10000");
         assert_eq!(parse_instant("99999999999999999999"), None);
         assert_eq!(parse_instant(""), None);
+    }
+
+    #[test]
+    fn digits_below_the_microsecond_round_up_to_it() {
+        let at = |text: &str| {
+            parse_instant(text)
+                .unwrap()
+                .to_rfc3339_opts(SecondsFormat::Nanos, true)
+        };
+        assert_eq!(
+            at("2023-11-14T22:13:20.0000001Z"),
+            "2023-11-14T22:13:20.000001000Z"
+        );
+        assert_eq!(
+            at("2023-11-14T22:13:20.999999001Z"),
+            "2023-11-14T22:13:21.000000000Z"
+        );
+        assert_eq!(
+            at("2023-11-14T22:13:20.000001Z"),
+            "2023-11-14T22:13:20.000001000Z"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59.9999999Z"),
+            "9999-12-31T23:59:59.999999900Z"
+        );
     }
 }

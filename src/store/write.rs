@@ -60,6 +60,12 @@ pub trait WriteDialect: Database {
     const CONCURRENT_WRITERS: bool;
     /// The two-argument minimum: PostgreSQL's `LEAST`, SQLite's `min`.
     const LEAST: &'static str;
+    /// Appended to a text operand so that comparing it compares bytes, as
+    /// the Rust side of the merge does (`merge.rs`, the smallest room id):
+    /// PostgreSQL compares text in the database's collation, which on a
+    /// database made with a language's locale puts `a` before `B`; SQLite
+    /// compares bytes already.
+    const AS_BYTES: &'static str;
     /// Keeps writers out for a rebuild, where the backend needs a statement for it.
     const LOCK_FOR_REBUILD: Option<&'static str>;
     /// Suffix of `CREATE TEMP TABLE … AS` for the rebuild's copies.
@@ -447,7 +453,7 @@ impl<'a> Piece<'a, '_> {
 
     /// The statement, around a row source of this piece's rows.
     fn sql<DB: WriteDialect>(&self, rows: &str) -> String {
-        let least = DB::LEAST;
+        let (least, bytes) = (DB::LEAST, DB::AS_BYTES);
         match self {
             // Through the ids the group index finds: SQLite plans a row-value
             // `IN (VALUES …)` as a scan of the whole table.
@@ -473,7 +479,7 @@ impl<'a> Piece<'a, '_> {
                                             closed_at, close_reason, first_event_at, started_at)
                  {rows}
                  ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                    room_id = {least}(room_sessions.room_id, excluded.room_id),
+                    room_id = {least}(room_sessions.room_id{bytes}, excluded.room_id),
                     created_at = COALESCE(room_sessions.created_at, excluded.created_at),
                     creator = COALESCE(room_sessions.creator, excluded.creator),
                     closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),

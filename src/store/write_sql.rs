@@ -36,11 +36,11 @@ pub fn bare_sessions(rows: &str) -> String {
 /// leaves the values as they are: started_at is always
 /// COALESCE(created_at, first_event_at).
 pub fn widen<DB: WriteDialect>(rows: &str) -> String {
-    let least = DB::LEAST;
+    let (least, bytes) = (DB::LEAST, DB::AS_BYTES);
     format!(
         "WITH touched (appid, room_session_id, room_id, first_event_at, lock) AS ({rows})
          UPDATE room_sessions SET
-            room_id = {least}(room_sessions.room_id,
+            room_id = {least}(room_sessions.room_id{bytes},
                 COALESCE(touched.room_id, room_sessions.room_id)),
             first_event_at = {least}(room_sessions.first_event_at,
                 COALESCE(touched.first_event_at, room_sessions.first_event_at)),
@@ -52,7 +52,7 @@ pub fn widen<DB: WriteDialect>(rows: &str) -> String {
            AND room_sessions.room_session_id = touched.room_session_id
            AND (touched.lock = 1
                 OR room_sessions.first_event_at > touched.first_event_at
-                OR room_sessions.room_id > touched.room_id)"
+                OR room_sessions.room_id{bytes} > touched.room_id)"
     )
 }
 

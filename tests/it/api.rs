@@ -659,6 +659,16 @@ async fn openapi_covers_every_endpoint(backend: Backend) {
             "{path} missing from the spec"
         );
     }
+    // A session id's pattern admits every UInt64, 20 digits at the most.
+    let parameters = &spec["paths"]["/api/v1/sessions/{room_session_id}"]["get"]["parameters"];
+    let id = parameters
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "room_session_id"))
+        .expect("the path parameter is documented");
+    assert_eq!(id["schema"]["pattern"], "^[0-9]{1,20}$");
+    ingest_all(app.store.as_ref(), 1, &[create(u64::MAX, T0)]).await;
+    let (status, _) = app.get("/api/v1/sessions/18446744073709551615").await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// Every object in the answers carries exactly the fields its schema in
@@ -816,6 +826,57 @@ async fn sql_looking_input_is_only_data(backend: Backend) {
     );
 }
 
+/// A stay of no length (a logout in its login's millisecond; a login after
+/// the close, which an open interval would end at the close) is no presence:
+/// the detail answers, with the peak not counting it. (It used to subtract
+/// a leave before its own join, a 500 in debug builds.)
+async fn a_stay_of_no_length_is_no_presence_in_the_session_detail(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[
+            create(1, T0),
+            login(1, "quick", "s", T0 + 1_000, 2),
+            logout(1, "quick", "s", T0 + 1_000, Some(T0 + 1_000)),
+            close(1, T0 + 5_000, 0),
+            login(1, "late", "s", T0 + 6_000, 2),
+        ],
+    )
+    .await;
+    let (status, body) = app.get("/api/v1/sessions/1?appid=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["unique_users"], &body["peak_concurrent_users"]),
+        (&json!(2), &json!(0)),
+        "{body}"
+    );
+}
+
+/// `from`/`to` with digits below the microsecond: a close at exactly
+/// 22:13:20.000 is before `…20.0000001Z` on both backends (PostgreSQL binds
+/// whole microseconds, and used to cut the bound down to `…20Z`).
+async fn bounds_below_the_microsecond_mean_the_same_on_both_backends(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[create(1, T0 - 1_000), close(1, T0, 0)],
+    )
+    .await;
+    let bound = "2023-11-14T22:13:20.0000001Z"; // T0 plus 100 ns
+    let (_, from) = app.get(&format!("/api/v1/rooms/closed?from={bound}")).await;
+    let (_, to) = app.get(&format!("/api/v1/rooms/closed?to={bound}")).await;
+    let (_, stats) = app
+        .get(&format!("/api/v1/stats/close-reasons?from={bound}"))
+        .await;
+    assert_eq!(
+        (ids(&from).len(), ids(&to).len(), &stats["total"]),
+        (0, 1, &json!(0)),
+        "from {from} to {to} stats {stats}"
+    );
+}
+
 conformance!(
     closes_and_stats_after_2262_work_like_any_other,
     sql_looking_input_is_only_data,
@@ -834,6 +895,8 @@ conformance!(
     tokens_guard_the_query_api_but_not_callbacks_or_probes,
     openapi_covers_every_endpoint,
     answers_have_exactly_the_fields_the_spec_documents,
+    a_stay_of_no_length_is_no_presence_in_the_session_detail,
+    bounds_below_the_microsecond_mean_the_same_on_both_backends,
 );
 
 /// Without `API_TOKENS`, a client that is not on this machine is refused.

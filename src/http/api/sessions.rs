@@ -33,7 +33,7 @@ pub struct DetailParams {
 
 /// A session joined with every login and logout whose `room_seq` equals it.
 #[utoipa::path(get, path = "/api/v1/sessions/{room_session_id}", tag = "sessions",
-    params(("room_session_id" = String, Path, pattern = "^[0-9]{1,19}$", description = "Decimal room_session_id (= room_seq)"), DetailParams),
+    params(("room_session_id" = String, Path, pattern = "^[0-9]{1,20}$", description = "Decimal room_session_id (= room_seq)"), DetailParams),
     security(("bearer" = [])),
     responses((status = 200, description = "The session", body = SessionDetail),
                (status = 400, description = "A parameter is invalid", body = super::ErrorBody),

@@ -72,6 +72,7 @@ impl WriteDialect for Postgres {
     // Writers on other connections and other replicas.
     const CONCURRENT_WRITERS: bool = true;
     const LEAST: &'static str = "LEAST";
+    const AS_BYTES: &'static str = r#" COLLATE "C""#;
 
     const LOCK_FOR_REBUILD: Option<&'static str> = Some(
         "LOCK TABLE events, room_sessions, presence_intervals, close_reason_hourly, deliveries

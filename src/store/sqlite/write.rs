@@ -43,6 +43,7 @@ impl WriteDialect for Sqlite {
     // One writer at a time (BEGIN IMMEDIATE).
     const CONCURRENT_WRITERS: bool = false;
     const LEAST: &'static str = "min";
+    const AS_BYTES: &'static str = "";
 
     // BEGIN IMMEDIATE already holds SQLite's one write lock.
     const LOCK_FOR_REBUILD: Option<&'static str> = None;

@@ -49,12 +49,18 @@ impl TestDb {
     }
 
     async fn postgres() -> Option<TestDb> {
+        TestDb::postgres_with("").await
+    }
+
+    /// A PostgreSQL database made by `CREATE DATABASE name {options}`: a
+    /// collation other than the server's default, say.
+    pub async fn postgres_with(options: &str) -> Option<TestDb> {
         let admin = admin_url()?;
         let name = format!("{DB_PREFIX}{:016x}", rand::random::<u64>());
         let mut conn = PgConnection::connect(admin)
             .await
             .expect("connect to PostgreSQL admin URL");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
+        conn.execute(format!("CREATE DATABASE {name} {options}").as_str())
             .await
             .expect("create test database");
         let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
