@@ -12,7 +12,7 @@ use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Delivery, EventKind, RejectCode, Rejection, ReplayKey, Verdict};
 use crate::store::DeliveryRecord;
 use crate::zego::body::{self, Fields};
-use crate::zego::fields::{FieldError, signed_text};
+use crate::zego::fields::{FieldError, MAX_KEY_BYTES, signed_text};
 use crate::zego::{SecretBook, event, signature};
 
 /// How deliveries are verified.
@@ -116,6 +116,14 @@ fn verify(
         timestamp: signed("timestamp")?,
         nonce: signed("nonce")?,
     };
+    for (name, value) in [("timestamp", &key.timestamp), ("nonce", &key.nonce)] {
+        if value.len() > MAX_KEY_BYTES {
+            return Err(Rejection::new(
+                RejectCode::InvalidField,
+                format!("the field `{name}` must be at most {MAX_KEY_BYTES} bytes"),
+            ));
+        }
+    }
     let appid = event::appid(fields).ok();
     let secrets = policy.secrets.for_app(appid);
     if secrets.is_empty() {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::Fields;
 use super::fields::{
-    FieldError, decode_display, display_field, i64_field, string_field, u64_field,
+    FieldError, MAX_KEY_BYTES, decode_display, display_field, i64_field, string_field, u64_field,
 };
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Event, EventDetail, EventKind, EventTime, RoomSessionId, UserRef};
@@ -128,9 +128,9 @@ fn user(fields: &Fields) -> Result<UserRef, FieldError> {
 fn required_text(fields: &Fields, name: &'static str) -> Result<String, FieldError> {
     match string_field(fields, name)? {
         None => Err(FieldError::Missing(name)),
-        Some(s) if s.is_empty() => Err(FieldError::Invalid {
+        Some(s) if s.is_empty() || s.len() > MAX_KEY_BYTES => Err(FieldError::Invalid {
             name,
-            expected: "a non-empty string",
+            expected: "a non-empty string of at most 512 bytes",
         }),
         Some(s) => Ok(s),
     }
@@ -204,6 +204,23 @@ mod tests {
     fn fixture(name: &str) -> Fields {
         let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         decode(&std::fs::read(path).unwrap()).unwrap().1
+    }
+
+    #[test]
+    fn key_fields_may_be_at_most_max_key_bytes() {
+        for name in ["room_id", "user_account", "session_id"] {
+            let with = |len: usize| {
+                let mut fields = fixture("room_login_current.json");
+                fields.insert(name.into(), Value::String("x".repeat(len)));
+                parse_event(EventKind::RoomLogin, &fields)
+            };
+            assert!(with(MAX_KEY_BYTES).is_ok(), "{name}");
+            let refused = with(MAX_KEY_BYTES + 1).unwrap_err().to_string();
+            assert!(
+                refused.contains(name) && refused.contains(&MAX_KEY_BYTES.to_string()),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

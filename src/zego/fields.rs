@@ -87,6 +87,14 @@ pub fn decode_display(s: &str) -> String {
 }
 
 /// Text as it would be signed: a string as is, a number as its decimal text.
+/// The most bytes a key field may have: `room_id`, `user_account`,
+/// `session_id`, and the signed `timestamp` and `nonce`. ZEGO's own limits
+/// are 127 bytes for a room id and 255 for user fields; PostgreSQL refuses
+/// an index entry over 2,704 bytes, and an identity index holds two such
+/// fields, so a longer one would fail there on every retry (a 500) while
+/// SQLite stored it. Refused on both backends instead, as a 400.
+pub const MAX_KEY_BYTES: usize = 512;
+
 pub fn signed_text(fields: &Fields, name: &str) -> Option<String> {
     match fields.get(name)? {
         Value::String(s) if !s.contains('\0') => Some(s.clone()),

@@ -392,6 +392,51 @@ async fn missing_and_invalid_fields_are_400_naming_the_field(backend: Backend) {
     assert_rejected(&app, response, StatusCode::BAD_REQUEST, "invalid_field").await;
 }
 
+/// A key field (or the signed nonce) over `MAX_KEY_BYTES` is a 400 on both
+/// backends, archived; at the limit it is stored on both. (Over about 1,300
+/// bytes PostgreSQL's identity index refused the row: a 500 on every retry,
+/// where SQLite stored it.)
+async fn key_fields_over_the_limit_are_400_on_both_backends(backend: Backend) {
+    use zego_room_tracker::zego::fields::MAX_KEY_BYTES;
+
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for field in ["user_account", "session_id", "room_id"] {
+        for (len, stored) in [(MAX_KEY_BYTES, true), (3_000, false)] {
+            let mut fields = fixture("room_login_current.json");
+            fields.insert(field.into(), json!("u".repeat(len)));
+            let response = app
+                .post("/callbacks/room_login", json_body(&signed(fields)))
+                .await;
+            if stored {
+                assert_eq!(response.1["status"], "stored", "{field}: {response:?}");
+            } else {
+                assert!(
+                    response.1["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains(field),
+                    "{response:?}"
+                );
+                assert_rejected(&app, response, StatusCode::BAD_REQUEST, "invalid_field").await;
+            }
+        }
+    }
+    let mut long_nonce = signed(fixture("room_close.json"));
+    let nonce = "7".repeat(3_000);
+    let timestamp = long_nonce["timestamp"].to_string().replace('"', "");
+    long_nonce.insert("nonce".into(), json!(nonce));
+    long_nonce.insert(
+        "signature".into(),
+        json!(zego_room_tracker::zego::signature::sign(
+            SECRET, &timestamp, &nonce
+        )),
+    );
+    let response = app
+        .post("/callbacks/room_close", json_body(&long_nonce))
+        .await;
+    assert_rejected(&app, response, StatusCode::BAD_REQUEST, "invalid_field").await;
+}
+
 async fn oversize_bodies_are_413_and_the_exact_limit_passes(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     let mut fields = signed(fixture("room_close.json"));
@@ -516,6 +561,7 @@ conformance!(
     malformed_bodies_are_400_and_archived,
     an_event_posted_to_another_events_path_is_400,
     missing_and_invalid_fields_are_400_naming_the_field,
+    key_fields_over_the_limit_are_400_on_both_backends,
     oversize_bodies_are_413_and_the_exact_limit_passes,
     unmodelled_signed_events_are_ignored_and_archived,
     per_app_secrets_and_rotation,
