@@ -17,6 +17,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")]
     UnsupportedUrl,
+    /// An operator command that would lose data, refused before it changed
+    /// anything; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {

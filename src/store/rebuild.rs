@@ -48,6 +48,8 @@ impl RebuildReport {
 pub trait RebuildTx: WriteTx {
     /// Keeps writers out and copies the derived tables aside for the diff.
     async fn set_aside_current_state(&mut self) -> Result<(), StoreError>;
+    /// Stored events no archived delivery points at any more.
+    async fn events_without_delivery(&mut self) -> Result<i64, StoreError>;
     /// Empties events, sessions, presence and the rollup.
     async fn clear_derived(&mut self) -> Result<(), StoreError>;
     /// Archived deliveries with `id > after`, in id order.
@@ -82,6 +84,16 @@ pub async fn rebuild(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RebuildReport, StoreError> {
     tx.set_aside_current_state().await?;
+    // The replay makes only what the archive still holds: with deliveries
+    // purged, it would delete their events, sessions and close counts.
+    let orphaned = tx.events_without_delivery().await?;
+    if orphaned > 0 {
+        return Err(StoreError::Refused(format!(
+            "{orphaned} stored events have no archived delivery left (ARCHIVE_RETENTION or \
+             `purge --older-than` deleted them), and a rebuild replays the archive: it would \
+             delete those events with their sessions, presence and close counts"
+        )));
+    }
     tx.clear_derived().await?;
     let mut report = RebuildReport::default();
     let mut after = 0;

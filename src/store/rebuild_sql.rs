@@ -41,6 +41,14 @@ pub const CLEAR: [&str; 4] = [
     "DELETE FROM events",
 ];
 
+/// Stored events whose archived deliveries are all gone (`ARCHIVE_RETENTION`,
+/// `purge --older-than`): a replay of the archive cannot make them again.
+/// A join, not `NOT EXISTS`: there is no index on `deliveries.event_id`, and
+/// SQLite scanned the whole archive once per event for the subquery, where
+/// for the join it builds an automatic index (PostgreSQL hashes either).
+pub const EVENTS_WITHOUT_DELIVERY: &str = "SELECT count(*) FROM events e
+     LEFT JOIN deliveries d ON d.event_id = e.id WHERE d.id IS NULL";
+
 pub const ARCHIVED_AFTER: &str = "SELECT * FROM deliveries WHERE id > $1 ORDER BY id LIMIT $2";
 
 pub const SET_RESULT: &str =
@@ -67,6 +75,19 @@ where
         sqlx::query::<DB>(statement).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+pub async fn events_without_delivery<DB>(conn: &mut DB::Connection) -> Result<i64, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let (count,) = sqlx::query_as::<DB, (i64,)>(EVENTS_WITHOUT_DELIVERY)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(count)
 }
 
 pub async fn archived_after<DB>(

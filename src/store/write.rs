@@ -550,6 +550,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
     async fn set_aside_current_state(&mut self) -> Result<(), StoreError> {
@@ -561,6 +562,10 @@ where
             sqlx::query::<DB>(&copy).execute(&mut *self.0).await?;
         }
         Ok(())
+    }
+
+    async fn events_without_delivery(&mut self) -> Result<i64, StoreError> {
+        rebuild_sql::events_without_delivery::<DB>(&mut self.0).await
     }
 
     async fn clear_derived(&mut self) -> Result<(), StoreError> {

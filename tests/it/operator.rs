@@ -460,7 +460,43 @@ async fn rebuild_restores_derived_state_from_the_archive(backend: Backend) {
     assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
 }
 
+/// After `ARCHIVE_RETENTION` (here `purge --older-than`, deliveries only)
+/// the archive no longer holds what made the stored events: a rebuild
+/// refuses, naming why, and changes nothing (it used to replay what was
+/// left and so delete the older sessions and their close counts).
+async fn rebuild_refuses_when_the_archive_no_longer_holds_every_event(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_archive(&app).await;
+    let before = app.store.app_snapshot(1).await.unwrap();
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let purged =
+        zego_room_tracker::retention::purge(app.store.as_ref(), tomorrow, false, 100, |_| {})
+            .await
+            .unwrap();
+    assert!(purged.deliveries > 0);
+    let refused = app
+        .store
+        .rebuild(&ingest::reassess, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("no archived delivery left") && refused.contains("ARCHIVE_RETENTION"),
+        "{refused}"
+    );
+    assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
+    // Writes go on as before: the refusal rolled its transaction back.
+    let (status, _) = app
+        .post(
+            "/callbacks/room_create",
+            json_body(&signed(fixture("room_create.json"))),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+}
+
 conformance!(
+    rebuild_refuses_when_the_archive_no_longer_holds_every_event,
     rebuild_on_an_untouched_database_changes_nothing,
     rebuild_restores_derived_state_from_the_archive,
     each_report_gives_known_rows,
