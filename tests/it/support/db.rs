@@ -201,7 +201,10 @@ fn postgres_bindir() -> Option<PathBuf> {
     })
 }
 
-/// Drops the databases earlier runs left behind.
+/// Drops the databases earlier runs left behind. Without `FORCE`: a
+/// database someone is connected to (another `cargo test` running against
+/// the same server) is refused and left to that run, not pulled from under
+/// its tests.
 fn drop_leftover_databases(admin: &str) {
     let admin = admin.to_owned();
     let cleanup = std::thread::spawn(move || {
@@ -219,7 +222,7 @@ fn drop_leftover_databases(admin: &str) {
             .ok()?;
             for name in names {
                 let _ = conn
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
                     .await;
             }
             Some(())
