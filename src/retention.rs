@@ -11,13 +11,17 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub deliveries: u64,
-    pub replay_guard: u64,
     pub sessions: u64,
 }
 
-/// Deletes archived deliveries and replay-guard entries from before
-/// `cutoff`, and with `sessions` whole sessions all of whose events are
-/// before it. `progress` sees the running totals after every batch.
+/// Deletes archived deliveries from before `cutoff`, and with `sessions`
+/// whole sessions all of whose events are before it. `progress` sees the
+/// running totals after every batch.
+///
+/// Not the replay guard: an entry is safe to delete only once its triple
+/// can no longer pass the timestamp check, which depends on the tolerance,
+/// not on how long the archive is kept (with the check off, never). `serve`
+/// purges it hourly by the tolerance (`run_scheduled`).
 pub async fn purge(
     store: &dyn Store,
     cutoff: DateTime<Utc>,
@@ -34,7 +38,6 @@ pub async fn purge(
             break;
         }
     }
-    purged.replay_guard = purge_replay_guard(store, cutoff, batch).await?;
     if sessions {
         loop {
             let n = store.purge_sessions(cutoff, batch).await?;
@@ -48,8 +51,9 @@ pub async fn purge(
     Ok(purged)
 }
 
-/// Replay-guard entries older than the timestamp window can never match a
-/// fresh callback again: deleting them is always safe.
+/// Replay-guard entries first seen before `cutoff`. Safe only when `cutoff`
+/// is at least twice the timestamp tolerance ago (`guard_cutoff`): older
+/// triples can never pass the timestamp check again.
 pub async fn purge_replay_guard(
     store: &dyn Store,
     cutoff: DateTime<Utc>,
@@ -77,9 +81,7 @@ pub async fn run_scheduled(
     loop {
         tick.tick().await;
         let now = Utc::now();
-        if let Some(tolerance) = tolerance {
-            let cutoff =
-                now - chrono::Duration::from_std(tolerance * 2).unwrap_or(chrono::Duration::MAX);
+        if let Some(cutoff) = tolerance.and_then(|t| before(now, t.checked_mul(2)?)) {
             match purge_replay_guard(store.as_ref(), cutoff, 5000).await {
                 Ok(n) if n > 0 => {
                     tracing::info!(deleted = n, "purged expired replay-guard entries")
@@ -90,17 +92,38 @@ pub async fn run_scheduled(
                 }
             }
         }
-        if let Some(retention) = retention {
-            let cutoff =
-                now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        if let Some(cutoff) = retention.and_then(|r| before(now, r)) {
             match purge(store.as_ref(), cutoff, false, 5000, |_| {}).await {
                 Ok(p) => {
-                    tracing::info!(deliveries = p.deliveries, replay_guard = p.replay_guard, %cutoff, "archive retention purge")
+                    tracing::info!(deliveries = p.deliveries, %cutoff, "archive retention purge")
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "archive retention purge failed; retrying in an hour")
                 }
             }
         }
+    }
+}
+
+/// `now - span`, or `None` when that is before any time we can hold (an
+/// absurdly long setting: nothing is that old, so nothing to purge). The
+/// hourly task must not panic on it: it would stop for good, silently.
+fn before(now: DateTime<Utc>, span: Duration) -> Option<DateTime<Utc>> {
+    now.checked_sub_signed(chrono::Duration::from_std(span).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_too_long_to_subtract_is_no_cutoff_not_a_panic() {
+        let now = Utc::now();
+        assert_eq!(
+            before(now, Duration::from_secs(3600)),
+            Some(now - chrono::Duration::hours(1))
+        );
+        assert_eq!(before(now, Duration::from_secs(u64::MAX)), None);
+        assert_eq!(before(now, Duration::from_secs(10_u64.pow(13) * 2)), None);
     }
 }

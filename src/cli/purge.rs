@@ -19,7 +19,7 @@ pub struct PurgeArgs {
     #[arg(long)]
     sessions: bool,
 
-    /// Rows (deliveries, replay-guard entries) or sessions per transaction.
+    /// Deliveries or sessions per transaction.
     /// A late callback of a session in the batch being deleted waits for
     /// that transaction (answered 503 past DATABASE_TIMEOUT_MS, and ZEGO
     /// retries it): smaller batches keep that wait short.
@@ -58,9 +58,8 @@ pub async fn run(args: PurgeArgs) -> Result<(), String> {
     .await
     .map_err(|e| format!("purge failed: {e}"))?;
     println!(
-        "deleted {} deliveries, {} replay-guard entries, {} sessions older than {}",
+        "deleted {} deliveries, {} sessions older than {}",
         purged.deliveries,
-        purged.replay_guard,
         purged.sessions,
         cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );

@@ -41,13 +41,16 @@ pub const CLEAR: [&str; 4] = [
     "DELETE FROM events",
 ];
 
-/// Stored events whose archived deliveries are all gone (`ARCHIVE_RETENTION`,
-/// `purge --older-than`): a replay of the archive cannot make them again.
+/// Stored events whose `stored` delivery is gone (`ARCHIVE_RETENTION`,
+/// `purge --older-than`): a replay of the archive cannot make them again,
+/// or makes them from a later copy that survived (a duplicate, with another
+/// receive time; a conflict, with other content).
 /// A join, not `NOT EXISTS`: there is no index on `deliveries.event_id`, and
 /// SQLite scanned the whole archive once per event for the subquery, where
 /// for the join it builds an automatic index (PostgreSQL hashes either).
 pub const EVENTS_WITHOUT_DELIVERY: &str = "SELECT count(*) FROM events e
-     LEFT JOIN deliveries d ON d.event_id = e.id WHERE d.id IS NULL";
+     LEFT JOIN deliveries d ON d.event_id = e.id AND d.outcome = 'stored'
+     WHERE d.id IS NULL";
 
 pub const ARCHIVED_AFTER: &str = "SELECT * FROM deliveries WHERE id > $1 ORDER BY id LIMIT $2";
 

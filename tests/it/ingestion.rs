@@ -313,6 +313,19 @@ async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
     )
     .await;
     assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
+    // The signature's hex verifies in either case; in upper case it is the
+    // same triple, not a fresh one (it used to be: another body stored).
+    let signature = original["signature"].as_str().unwrap().to_ascii_uppercase();
+    swapped.insert("signature".into(), json!(signature));
+    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+    assert_rejected(
+        &app,
+        response,
+        StatusCode::UNAUTHORIZED,
+        "replayed_signature",
+    )
+    .await;
+    assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
     // The untouched body with the same triple is still just a duplicate.
     assert_eq!(
         app.post("/callbacks/room_close", json_body(&original))
@@ -320,6 +333,40 @@ async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
             .1["status"],
         "duplicate"
     );
+}
+
+/// With the timestamp check off a signed triple never expires, so the
+/// replay guard must keep its entry whatever the archive's retention: a
+/// purge deletes deliveries, not guard entries (it used to delete both at
+/// its cut-off, and the replay with another body was then stored).
+async fn retention_keeps_the_replay_guard_when_timestamps_never_expire(backend: Backend) {
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    let verify = zego_room_tracker::ingest::VerifyPolicy {
+        timestamp_tolerance: None,
+        ..policy()
+    };
+    let app = TestApp::with_store(store, db, verify, Vec::new()).await;
+    let original = signed(fixture("room_close.json"));
+    let response = app
+        .post("/callbacks/room_close", json_body(&original))
+        .await;
+    assert_eq!(response.1["status"], "stored");
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let purged =
+        zego_room_tracker::retention::purge(app.store.as_ref(), tomorrow, false, 100, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(purged.deliveries, 1);
+    let mut swapped = original.clone();
+    swapped.insert("appid".into(), json!(2));
+    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+    assert_rejected(
+        &app,
+        response,
+        StatusCode::UNAUTHORIZED,
+        "replayed_signature",
+    )
+    .await;
 }
 
 async fn malformed_bodies_are_400_and_archived(backend: Backend) {
@@ -558,6 +605,7 @@ conformance!(
     forged_signature_is_401_and_archived,
     stale_timestamp_is_401_and_archived,
     a_signature_reused_with_another_body_is_a_replay,
+    retention_keeps_the_replay_guard_when_timestamps_never_expire,
     malformed_bodies_are_400_and_archived,
     an_event_posted_to_another_events_path_is_400,
     missing_and_invalid_fields_are_400_naming_the_field,

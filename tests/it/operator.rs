@@ -481,7 +481,7 @@ async fn rebuild_refuses_when_the_archive_no_longer_holds_every_event(backend: B
         .unwrap_err()
         .to_string();
     assert!(
-        refused.contains("no archived delivery left") && refused.contains("ARCHIVE_RETENTION"),
+        refused.contains("lost the archived delivery") && refused.contains("ARCHIVE_RETENTION"),
         "{refused}"
     );
     assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
@@ -495,7 +495,44 @@ async fn rebuild_refuses_when_the_archive_no_longer_holds_every_event(backend: B
     assert_eq!(status, reqwest::StatusCode::OK);
 }
 
+/// The delivery that stored a close is purged, a later conflicting copy of
+/// it (same identity, another close reason) survives: the rebuild refuses
+/// too (it used to replay the copy as the first, and change the event, the
+/// session's close reason and the close counts).
+async fn rebuild_refuses_when_only_a_later_copy_of_an_event_is_archived(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let first = fixture("room_close.json");
+    let (_, answer) = app
+        .post("/callbacks/room_close", json_body(&signed(first.clone())))
+        .await;
+    assert_eq!(answer["status"], "stored");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut other = first;
+    other.insert("close_reason".into(), json!(3));
+    let (_, answer) = app
+        .post("/callbacks/room_close", json_body(&signed(other)))
+        .await;
+    assert_eq!(answer["status"], "conflict");
+    let before = app.store.app_snapshot(1).await.unwrap();
+    let purged =
+        zego_room_tracker::retention::purge(app.store.as_ref(), between, false, 100, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(purged.deliveries, 1);
+    let refused = app.store.rebuild(&ingest::reassess, &|_| {}).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("ARCHIVE_RETENTION")),
+        "{refused:?}"
+    );
+    assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
+}
+
 conformance!(
+    rebuild_refuses_when_only_a_later_copy_of_an_event_is_archived,
     rebuild_refuses_when_the_archive_no_longer_holds_every_event,
     rebuild_on_an_untouched_database_changes_nothing,
     rebuild_restores_derived_state_from_the_archive,
