@@ -81,7 +81,11 @@ pub async fn run_scheduled(
     loop {
         tick.tick().await;
         let now = Utc::now();
-        if let Some(cutoff) = tolerance.and_then(|t| before(now, t.checked_mul(2)?)) {
+        // Twice the tolerance, and a second more: the timestamp check
+        // compares whole seconds, so a triple first seen in the first
+        // second it was valid stays valid just under a second longer.
+        let guard_span = |t: Duration| t.checked_mul(2)?.checked_add(Duration::from_secs(1));
+        if let Some(cutoff) = tolerance.and_then(|t| before(now, guard_span(t)?)) {
             match purge_replay_guard(store.as_ref(), cutoff, 5000).await {
                 Ok(n) if n > 0 => {
                     tracing::info!(deleted = n, "purged expired replay-guard entries")

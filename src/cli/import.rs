@@ -79,7 +79,10 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// JSON lines (every non-empty line an object) or one body, with line numbers.
+/// A UTF-8 byte-order mark (editors on Windows write one) is not part of
+/// the first line: with it, the file read as one body, rejected.
 fn bodies(text: &str) -> Vec<(usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -90,5 +93,17 @@ fn bodies(text: &str) -> Vec<(usize, &str)> {
         lines
     } else {
         vec![(1, text.trim())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bodies;
+
+    #[test]
+    fn json_lines_after_a_byte_order_mark_are_lines() {
+        let text = "\u{feff}{\"a\":1}\n\n{\"b\":2}\n";
+        assert_eq!(bodies(text), vec![(1, "{\"a\":1}"), (3, "{\"b\":2}")]);
+        assert_eq!(bodies("\u{feff}a=1&b=2"), vec![(1, "a=1&b=2")]);
     }
 }
