@@ -1,11 +1,12 @@
 //! The database going away mid-run: 503 (ZEGO retries), readiness goes red,
 //! and the very same delivery succeeds once the database is back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
-use zego_room_tracker::store::{self, Backend};
+use zego_room_tracker::store::{self, Backend, StoreError};
 
 use crate::support::callbacks::*;
 use crate::support::proxy::Proxy;
@@ -49,6 +50,60 @@ async fn postgres_outage_answers_503_and_the_retry_is_stored() {
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
     let snapshot = app.store.app_snapshot(1).await.unwrap();
     assert!(snapshot.sessions[0].closed_at.is_some() && snapshot.sessions[0].created_at.is_some());
+}
+
+/// The group-commit writer's held connection stops answering (a hung
+/// server, a middlebox that lost the connection's state) while new
+/// connections work: the batch on it fails as unavailable after ten
+/// DATABASE_TIMEOUT_MS, and the next batch is stored on a new connection.
+/// Without that deadline the one writer waited for good, and every later
+/// callback with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
+    use zego_room_tracker::domain::Outcome;
+    use zego_room_tracker::store::ConnectOptions;
+    use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
+
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let server = db.pg_server.clone().expect("postgres server");
+    let proxy = Proxy::start(server.clone()).await;
+    let via_proxy = db.url.replace(&server, &proxy.addr.to_string());
+    let options = ConnectOptions {
+        timeout: Duration::from_millis(300),
+        ..test_connect_options()
+    };
+    let store = store::connect(&via_proxy, &options).await.unwrap();
+    store.migrate().await.unwrap();
+    let writer = GroupCommit::start(
+        &store,
+        GroupCommitOptions {
+            workers: 1,
+            ..batching()
+        },
+    )
+    .unwrap();
+    let close = |n: u64| {
+        let (kind, mut fields) = crate::support::callbacks::close(n, T0 + n as i64, 1);
+        fields.insert("appid".into(), json!(1));
+        assessed(&signed(fields), kind)
+    };
+    assert_eq!(writer.record(close(1)).await.unwrap(), Outcome::Stored);
+
+    proxy.silence();
+    let started = Instant::now();
+    let stalled = tokio::time::timeout(Duration::from_secs(20), writer.record(close(2))).await;
+    assert!(
+        matches!(stalled, Ok(Err(StoreError::Unavailable(_)))),
+        "{stalled:?} after {:?}",
+        started.elapsed()
+    );
+    for n in [3, 2] {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), writer.record(close(n))).await;
+        assert!(
+            matches!(outcome, Ok(Ok(Outcome::Stored))),
+            "{n}: {outcome:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,23 @@ enum WriteConnection {
     Held(PgConnection),
 }
 
+/// How many DATABASE_TIMEOUT_MS a write transaction may take in all before
+/// its connection counts as silent: each of its round trips (at most about
+/// ten, when a batch is recorded again step by step) is bounded by one on
+/// the server, so only a connection that stopped answering gets here.
+const SILENT_WRITE_LIMIT_IN_TIMEOUTS: u32 = 10;
+
+impl WriteConnection {
+    /// Closes the connection instead of reusing it: a pooled one leaves its
+    /// pool first (returned, the pool would ping it, and wait on it again).
+    fn discard(self) {
+        match self {
+            WriteConnection::Pooled(conn) => drop(conn.detach()),
+            WriteConnection::Held(conn) => drop(conn),
+        }
+    }
+}
+
 impl Deref for WriteConnection {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
@@ -420,9 +437,27 @@ impl Store for PgStore {
         // nothing but the BEGIN was sent. The dead one is dropped (sqlx
         // closes a pooled one when its ping fails).
         let mut attempts = self.pool.options().get_max_connections();
+        // Every lock and statement has DATABASE_TIMEOUT_MS on the server;
+        // this catches the connection that never answers at all (a hung
+        // server, a middlebox that dropped the connection's state), which
+        // would otherwise hold the writer, and every callback after it, for
+        // good. Dropped, it is replaced by a new one at the next batch.
+        let deadline = self.pool.options().get_acquire_timeout() * SILENT_WRITE_LIMIT_IN_TIMEOUTS;
         loop {
             let mut conn = self.write_connection().await?;
-            match record_on(&mut conn, &locks, deliveries).await {
+            let written = tokio::time::timeout(deadline, record_on(&mut conn, &locks, deliveries));
+            let Ok(written) = written.await else {
+                conn.discard();
+                return Err(StoreError::Unavailable(sqlx::Error::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "PostgreSQL did not answer a write transaction within {deadline:?}; its connection was dropped"
+                        ),
+                    ),
+                )));
+            };
+            match written {
                 Ok(outcomes) => {
                     self.done_with(conn);
                     return Ok(outcomes);
