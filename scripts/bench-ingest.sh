@@ -180,7 +180,7 @@ PGB_TPS=""
 pgbench_run() { # clients, round; sets PGB_TPS (commits/s, empty if it failed)
   local c=$1 round=$2 out lat
   psql -q "$PG/$ANCHOR_DB" -f "$ANCHOR_COPY/schema.sql" >/dev/null 2>&1
-  local cmd="pgbench -n -M prepared -f c_event_plus_delivery.sql -c $c -j 2 -T $ANCHOR_SECS -h 127.0.0.1 -U postgres $ANCHOR_DB"
+  local cmd="pgbench -n -M prepared -f c_event_plus_delivery.sql -c $c -j 2 -T $ANCHOR_SECS $PG/$ANCHOR_DB"
   log "round $round: $cmd"; [ "$round" != 1 ] || note_cmd "$cmd"
   out=$(cd "$ANCHOR_COPY" && $cmd 2>&1) || true
   PGB_TPS=$(sed -n 's/^tps = \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
@@ -529,7 +529,7 @@ if command -v pgbench >/dev/null; then
   fresh_pg ${DBP}_model
   if DATABASE_URL="$PG/${DBP}_model" "$BIN" migrate >"$WORK/model.log" 2>&1; then
     for n in 32 64; do
-      cmd="pgbench -n -M prepared -f bench/one-statement-batch.sql -D n=$n -c 1 -T $ANCHOR_SECS -h 127.0.0.1 -U postgres ${DBP}_model"
+      cmd="pgbench -n -M prepared -f bench/one-statement-batch.sql -D n=$n -c 1 -T $ANCHOR_SECS $PG/${DBP}_model"
       log "model: $cmd"; note_cmd "$cmd"
       lat=$(cd "$ROOT" && { $cmd 2>&1 || true; } | sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p')
       # A model that no longer runs against the schema fails the run, smoke too.

@@ -13,7 +13,7 @@
 # RESEED=1 seeds again. Exits non-zero on errors (a non-200 answer, a wrong
 # answer, the rollup differing from a recount), never on a missed target.
 # BIN skips the build and uses that binary. Settings: BACKENDS ("postgres sqlite"), PG_SESSIONS, SQLITE_SESSIONS,
-# USERS_PER_SESSION, REQUESTS, WARMUP, DEEP_PAGES, PGHOST_URL, PORT, BENCH_DIR.
+# USERS_PER_SESSION, REQUESTS, WARMUP, DEEP_PAGES, PGHOST_URL (default PG, as in bench-ingest.sh), PORT, BENCH_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ else
 fi
 USERS_PER_SESSION=${USERS_PER_SESSION:-5}
 BACKENDS=${BACKENDS:-postgres sqlite}
-PGHOST_URL=${PGHOST_URL:-postgres://postgres@127.0.0.1:5432}
+PGHOST_URL=${PGHOST_URL:-${PG:-postgres://postgres@127.0.0.1:5432}}
 PORT=${PORT:-18090}
 BENCH_DIR=${BENCH_DIR:-target/bench-queries}
 TOKEN=bench-token

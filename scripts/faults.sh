@@ -39,6 +39,26 @@ load() { # starts send in the background; its summary goes to $WORK/send.out
   send_pid=$!
 }
 
+mid_load() { # db: returns once the load is under way (a quarter of its events
+  # stored) with the sender still running, and prints how many are stored. A
+  # fault after the load ended would prove nothing (every callback already
+  # acknowledged, none retried), so that fails the run.
+  local expected=$(( SESSIONS * (2 + 2 * USERS) )) n=0
+  for _ in $(seq 600); do
+    n=$(psql -tA "$PG/$1" -c "SELECT count(*) FROM events" 2>/dev/null || echo 0)
+    if [ "$n" -ge $(( expected / 4 )) ]; then
+      if kill -0 "$send_pid" 2>/dev/null && [ "$n" -lt "$expected" ]; then
+        echo "$n"; return 0
+      fi
+      echo "the load ended before the fault ($n of $expected events stored); raise SESSIONS" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  echo "the load did not get under way ($n events stored in 30 s)" >&2
+  return 1
+}
+
 verdict() { # name, what, db
   local sent_ok=0
   wait "$send_pid" && sent_ok=1
@@ -56,22 +76,22 @@ verdict() { # name, what, db
 }
 
 run_kill() {
-  local db=zrt_fault_kill; fresh_db $db; start_server $db
-  load; sleep 2
+  local db=zrt_fault_kill at; fresh_db $db; start_server $db
+  load; at=$(mid_load $db) || return 1
   kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
   sleep 1; start_server $db
-  verdict "SIGKILL mid-load" "server killed with SIGKILL 2 s into the load, restarted 1 s later" $db
+  verdict "SIGKILL mid-load" "server killed with SIGKILL with $at events stored and the load running, restarted 1 s later" $db
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
 run_db_restart() {
   local db=zrt_fault_restart; fresh_db $db; start_server $db
-  local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
-  load; sleep 2
+  local version at; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  load; at=$(mid_load $db) || return 1
   pg_ctlcluster --skip-systemctl-redirect "$version" main stop -m fast
   sleep 2
   pg_ctlcluster --skip-systemctl-redirect "$version" main start
-  verdict "PostgreSQL restart mid-load" "cluster stopped (fast) 2 s into the load, started 2 s later" $db
+  verdict "PostgreSQL restart mid-load" "cluster stopped (fast) with $at events stored and the load running, started 2 s later" $db
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
