@@ -89,6 +89,14 @@ async fn each_report_gives_known_rows(backend: Backend) {
         [json!(1), json!(1)],
         "the admin is left out"
     );
+    // Times read alike on both backends: milliseconds and `Z`.
+    for time in column(&longest, "created_at")
+        .into_iter()
+        .chain(column(&longest, "closed_at"))
+    {
+        let text = time.as_str().unwrap_or_default().to_owned();
+        assert!(text.len() == 24 && text.ends_with(".000Z"), "{time}");
+    }
 
     let busiest = run(s, "busiest-rooms", &all).await;
     assert_eq!(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
+use sqlx::{Column, Connection, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
 
 use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
@@ -375,12 +375,31 @@ impl Store for SqliteStore {
                 "REAL" => json_of(row.try_get::<Option<f64>, _>(i)?),
                 "NULL" => serde_json::Value::Null,
                 "BLOB" => json_of(row.try_get::<Option<Vec<u8>>, _>(i)?.map(hex::encode)),
-                _ => json_of(row.try_get::<Option<String>, _>(i)?),
+                _ => {
+                    let text = row.try_get::<Option<String>, _>(i)?;
+                    let is_time = row.columns()[i].name().ends_with("_at");
+                    json_of(if is_time {
+                        text.map(as_instant_text)
+                    } else {
+                        text
+                    })
+                }
             })
         })
     }
 
     async fn app_snapshot(&self, appid: u32) -> Result<AppSnapshot, StoreError> {
         Ok(snapshot::app_snapshot(&self.reader, appid).await?)
+    }
+}
+
+/// A report's time column (named `…_at`, as every one is) as PostgreSQL's
+/// path spells it (`format_instant`: milliseconds, `Z`). SQLite holds times
+/// as the text sqlx wrote (`…:20+00:00`, no fraction on a whole second),
+/// and the same report would otherwise read differently per backend.
+fn as_instant_text(text: String) -> String {
+    match DateTime::parse_from_rfc3339(&text) {
+        Ok(t) => crate::domain::time::format_instant(t.with_timezone(&Utc)),
+        Err(_) => text,
     }
 }
