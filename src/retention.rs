@@ -52,8 +52,8 @@ pub async fn purge(
 }
 
 /// Replay-guard entries first seen before `cutoff`. Safe only when `cutoff`
-/// is at least twice the timestamp tolerance ago (`guard_cutoff`): older
-/// triples can never pass the timestamp check again.
+/// is at least twice the timestamp tolerance ago (`run_scheduled` adds a
+/// second): older triples can never pass the timestamp check again.
 pub async fn purge_replay_guard(
     store: &dyn Store,
     cutoff: DateTime<Utc>,

@@ -46,7 +46,9 @@ impl RebuildReport {
 /// Statements a rebuild needs beyond the write path.
 #[async_trait]
 pub trait RebuildTx: WriteTx {
-    /// Keeps writers out and copies the derived tables aside for the diff.
+    /// Keeps writers (and purges) out until the rebuild commits.
+    async fn keep_writers_out(&mut self) -> Result<(), StoreError>;
+    /// Copies the derived tables aside for the diff.
     async fn set_aside_current_state(&mut self) -> Result<(), StoreError>;
     /// Stored events no archived delivery points at any more.
     async fn events_without_delivery(&mut self) -> Result<i64, StoreError>;
@@ -83,9 +85,10 @@ pub async fn rebuild(
     reassess: &(dyn Fn(&DeliveryRecord) -> Delivery + Sync),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RebuildReport, StoreError> {
-    tx.set_aside_current_state().await?;
+    tx.keep_writers_out().await?;
     // The replay makes only what the archive still holds: with deliveries
     // purged, it would delete their events, sessions and close counts.
+    // Checked before the copies, which cost a pass over every derived table.
     let orphaned = tx.events_without_delivery().await?;
     if orphaned > 0 {
         return Err(StoreError::Refused(format!(
@@ -95,6 +98,7 @@ pub async fn rebuild(
              copy, and their sessions, presence and close counts with them"
         )));
     }
+    tx.set_aside_current_state().await?;
     tx.clear_derived().await?;
     let mut report = RebuildReport::default();
     let mut after = 0;

@@ -553,10 +553,14 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> DeliveryRecord: FromRow<'r, DB::Row>,
 {
-    async fn set_aside_current_state(&mut self) -> Result<(), StoreError> {
+    async fn keep_writers_out(&mut self) -> Result<(), StoreError> {
         if let Some(lock) = DB::LOCK_FOR_REBUILD {
             sqlx::query::<DB>(lock).execute(&mut *self.0).await?;
         }
+        Ok(())
+    }
+
+    async fn set_aside_current_state(&mut self) -> Result<(), StoreError> {
         for (table, columns) in rebuild_sql::TABLES {
             let copy = rebuild_sql::set_aside(table, columns, DB::TEMP_TABLE_SUFFIX);
             sqlx::query::<DB>(&copy).execute(&mut *self.0).await?;

@@ -300,32 +300,25 @@ async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
             .1["status"],
         "stored"
     );
-    // Same timestamp, nonce and signature; another appid and room.
-    let mut swapped = original.clone();
-    swapped.insert("appid".into(), json!(2));
-    swapped.insert("room_id".into(), json!("someone-elses-room"));
-    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
-    assert_rejected(
-        &app,
-        response,
-        StatusCode::UNAUTHORIZED,
-        "replayed_signature",
-    )
-    .await;
-    assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
-    // The signature's hex verifies in either case; in upper case it is the
-    // same triple, not a fresh one (it used to be: another body stored).
-    let signature = original["signature"].as_str().unwrap().to_ascii_uppercase();
-    swapped.insert("signature".into(), json!(signature));
-    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
-    assert_rejected(
-        &app,
-        response,
-        StatusCode::UNAUTHORIZED,
-        "replayed_signature",
-    )
-    .await;
-    assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
+    // Same timestamp, nonce and signature; another appid and room. The
+    // signature's hex verifies in either case, so in upper case it is the
+    // same triple too, not a fresh one (it used to be: another body stored).
+    let signature = original["signature"].as_str().unwrap().to_owned();
+    for spelling in [signature.clone(), signature.to_ascii_uppercase()] {
+        let mut swapped = original.clone();
+        swapped.insert("appid".into(), json!(2));
+        swapped.insert("room_id".into(), json!("someone-elses-room"));
+        swapped.insert("signature".into(), json!(spelling));
+        let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+        assert_rejected(
+            &app,
+            response,
+            StatusCode::UNAUTHORIZED,
+            "replayed_signature",
+        )
+        .await;
+        assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
+    }
     // The untouched body with the same triple is still just a duplicate.
     assert_eq!(
         app.post("/callbacks/room_close", json_body(&original))

@@ -15,13 +15,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_answers_503_and_the_retry_is_stored() {
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
-    let server = db.pg_server.clone().expect("postgres server");
-    let proxy = Proxy::start(server.clone()).await;
-    let via_proxy = db.url.replace(&server, &proxy.addr.to_string());
-    let store = store::connect(&via_proxy, &test_connect_options())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (proxy, store) = store_behind_proxy(&db, &test_connect_options()).await;
     let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
 
     let first = json_body(&signed(fixture("room_create.json")));
@@ -65,15 +59,11 @@ async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
     use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
 
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
-    let server = db.pg_server.clone().expect("postgres server");
-    let proxy = Proxy::start(server.clone()).await;
-    let via_proxy = db.url.replace(&server, &proxy.addr.to_string());
     let options = ConnectOptions {
         timeout: Duration::from_millis(300),
         ..test_connect_options()
     };
-    let store = store::connect(&via_proxy, &options).await.unwrap();
-    store.migrate().await.unwrap();
+    let (proxy, store) = store_behind_proxy(&db, &options).await;
     let writer = GroupCommit::start(
         &store,
         GroupCommitOptions {
@@ -334,6 +324,20 @@ async fn rebuild_and_purge_after_connections_died_idle_still_run() {
             .await
             .expect("purge");
     assert_eq!((purged.deliveries, purged.sessions), (2, 1));
+}
+
+/// A migrated store on `db` whose connections all go through a `Proxy`
+/// the test can cut or silence.
+async fn store_behind_proxy(
+    db: &TestDb,
+    options: &zego_room_tracker::store::ConnectOptions,
+) -> (Proxy, std::sync::Arc<dyn zego_room_tracker::store::Store>) {
+    let server = db.pg_server.clone().expect("postgres server");
+    let proxy = Proxy::start(server.clone()).await;
+    let via_proxy = db.url.replace(&server, &proxy.addr.to_string());
+    let store = store::connect(&via_proxy, options).await.unwrap();
+    store.migrate().await.unwrap();
+    (proxy, store)
 }
 
 /// Terminates every connection of the service's database, after a read so
