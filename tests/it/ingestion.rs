@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use zego_room_tracker::domain::EventKind;
 
 use crate::support::callbacks::{T0, ingest_all, login, logout};
@@ -309,14 +309,7 @@ async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
         swapped.insert("appid".into(), json!(2));
         swapped.insert("room_id".into(), json!("someone-elses-room"));
         swapped.insert("signature".into(), json!(spelling));
-        let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
-        assert_rejected(
-            &app,
-            response,
-            StatusCode::UNAUTHORIZED,
-            "replayed_signature",
-        )
-        .await;
+        assert_replay_refused(&app, &swapped).await;
         assert!(app.store.app_snapshot(2).await.unwrap().sessions.is_empty());
     }
     // The untouched body with the same triple is still just a duplicate.
@@ -352,9 +345,15 @@ async fn retention_keeps_the_replay_guard_when_timestamps_never_expire(backend: 
     assert_eq!(purged.deliveries, 1);
     let mut swapped = original.clone();
     swapped.insert("appid".into(), json!(2));
-    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+    assert_replay_refused(&app, &swapped).await;
+}
+
+/// `fields`, a stored close's signed triple with another body, is a 401
+/// `replayed_signature`, archived.
+async fn assert_replay_refused(app: &TestApp, fields: &Map<String, Value>) {
+    let response = app.post("/callbacks/room_close", json_body(fields)).await;
     assert_rejected(
-        &app,
+        app,
         response,
         StatusCode::UNAUTHORIZED,
         "replayed_signature",
