@@ -5,8 +5,12 @@
 # This is how docs/api.md's examples are made:  scripts/api-examples.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require curl python3
 
-PORT=${PORT:-18081}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 SECRET=demo-secret
 TOKEN=demo-token
 DIR=$(mktemp -d)

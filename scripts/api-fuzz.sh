@@ -7,11 +7,26 @@
 #                                  reproducible run, e.g. the one .ci/run uses)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Pinned: the flags below are this version's.
-command -v st >/dev/null || pip install -q --root-user-action=ignore 'schemathesis==4.32.5'
+. scripts/require.sh
+require curl python3
+# Pinned: the flags below are this version's. Installed into a virtualenv of
+# its own under target/ (kept between runs), so neither a system Python that
+# refuses pip installs (PEP 668) nor another schemathesis on PATH matters.
+ST_VERSION=4.32.5
+VENV=${SCHEMATHESIS_VENV:-target/schemathesis-$ST_VERSION}
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" || {
+    echo "python3 -m venv failed: install Python's venv module (Debian/Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+  }
+  "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
+fi
 BIN=${BIN:-target/release/zego-room-tracker}
 [ "$BIN" = target/release/zego-room-tracker ] && cargo build --release -q
-PORT=${PORT:-18095}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 DIR=$(mktemp -d)
 DATABASE_URL="sqlite://$DIR/fuzz.db" ZEGO_CALLBACK_SECRET=fuzz API_TOKENS=fuzz-token LISTEN_ADDR=127.0.0.1:$PORT \
   "$BIN" 2>"$DIR/server.log" &
@@ -23,7 +38,7 @@ ZEGO_CALLBACK_SECRET=fuzz "$BIN" send --url "http://127.0.0.1:$PORT" --sessions 
 # positive_data_acceptance is left out: some schema-valid inputs are refused
 # by design and cannot be expressed in OpenAPI (a cursor we did not issue, a
 # bucketed range over 10,000 buckets, an unsigned callback).
-if st run "http://127.0.0.1:$PORT/openapi.json" -H "Authorization: Bearer fuzz-token" \
+if "$VENV/bin/st" run "http://127.0.0.1:$PORT/openapi.json" -H "Authorization: Bearer fuzz-token" \
     --checks all --exclude-checks positive_data_acceptance --max-examples "${MAX_EXAMPLES:-100}" \
     ${SEED:+--seed "$SEED"}; then
   echo "api-fuzz: 1 passed, 0 failed"

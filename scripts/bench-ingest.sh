@@ -36,6 +36,8 @@
 # ANCHORS, BIN (skip the build and use this binary), BENCH_STRICT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require sqlite3 psql curl python3
 ROOT=$(pwd)
 for arg in "$@"; do
   case $arg in

@@ -16,6 +16,8 @@
 # USERS_PER_SESSION, REQUESTS, WARMUP, DEEP_PAGES, PGHOST_URL (default PG, as in bench-ingest.sh), PORT, BENCH_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require psql curl python3
 
 for arg in "$@"; do
   case $arg in
@@ -34,7 +36,9 @@ fi
 USERS_PER_SESSION=${USERS_PER_SESSION:-5}
 BACKENDS=${BACKENDS:-postgres sqlite}
 PGHOST_URL=${PGHOST_URL:-${PG:-postgres://postgres@127.0.0.1:5432}}
-PORT=${PORT:-18090}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 BENCH_DIR=${BENCH_DIR:-target/bench-queries}
 TOKEN=bench-token
 export PORT TOKEN REQUESTS WARMUP DEEP_PAGES

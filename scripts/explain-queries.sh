@@ -6,11 +6,15 @@
 #   SESSIONS=1000000 scripts/explain-queries.sh > docs/queries.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require psql curl python3
 
 SESSIONS=${SESSIONS:-1000000}
 PGHOST_URL=${PGHOST_URL:-postgres://postgres@127.0.0.1:5432}
 DB=zrt_explain
-PORT=${PORT:-18080}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 URL="$PGHOST_URL/$DB"
 LOG=$(mktemp)
 

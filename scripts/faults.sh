@@ -7,11 +7,15 @@
 # BIN picks the binary (default: a release build); SESSIONS the load size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require psql curl python3
 
 BIN=${BIN:-target/release/zego-room-tracker}
 SESSIONS=${SESSIONS:-300}
 USERS=3
-PORT=${PORT:-18090}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 SECRET=fault-secret
 [ "$BIN" = target/release/zego-room-tracker ] && cargo build --release -q

@@ -10,11 +10,15 @@
 #   scripts/order-check.sh           (BIN: default a release build; SESSIONS 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require sqlite3 psql curl python3
 
 BIN=${BIN:-target/release/zego-room-tracker}
 SESSIONS=${SESSIONS:-1000}
 USERS=5
-PORT=${PORT:-18091}
+# A port no other process holds (PORT picks one): a fixed default could
+# reach another server still listening there, and its /readyz would pass.
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 DB=zrt_order_check
 export ZEGO_CALLBACK_SECRET=order-secret

@@ -236,7 +236,9 @@ pub(crate) fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn parse_app_secrets(value: Option<&str>) -> Result<HashMap<u32, Vec<Secret>>, ConfigError> {
+pub(crate) fn parse_app_secrets(
+    value: Option<&str>,
+) -> Result<HashMap<u32, Vec<Secret>>, ConfigError> {
     let mut per_app: HashMap<u32, Vec<Secret>> = HashMap::new();
     for entry in split_list(value) {
         let parsed = entry

@@ -34,8 +34,9 @@ pub struct SeedArgs {
     force: bool,
 
     /// Do not load: check that the database holds what these flags seed
-    /// (same session count) and that the close-reason rollup equals a
-    /// recount of the sessions; print the benchmark's ids. Fails otherwise.
+    /// (its session and interval counts, and the big session these flags
+    /// name with its participants) and that the close-reason rollup equals
+    /// a recount of the sessions; print the benchmark's ids. Fails otherwise.
     #[arg(long)]
     check: bool,
 
@@ -56,24 +57,19 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
         big_session_users: args.big_session_users,
     });
     if args.check {
-        let (sessions, intervals, diff) = match backend {
-            Backend::Postgres => seed::check_postgres(&url).await?,
-            Backend::Sqlite => seed::check_sqlite(&url).await?,
+        let counts = match backend {
+            Backend::Postgres => seed::check_postgres(&url, &plan).await?,
+            Backend::Sqlite => seed::check_sqlite(&url, &plan).await?,
         };
-        println!("sessions={sessions}\nintervals={intervals}\nrollup_rows_differing={diff}");
+        println!(
+            "sessions={}\nintervals={}\nrollup_rows_differing={}",
+            counts.sessions, counts.intervals, counts.rollup_rows_differing
+        );
         println!("{}", plan.describe());
-        if diff != 0 {
-            return Err(format!(
-                "close_reason_hourly differs from a recount of room_sessions in {diff} rows"
-            ));
-        }
-        if u64::try_from(sessions).ok() != Some(args.sessions) {
-            return Err(format!(
-                "the database holds {sessions} sessions, not the {} these flags seed",
-                args.sessions
-            ));
-        }
-        return Ok(());
+        return match counts.mismatch(&plan) {
+            Some(why) => Err(format!("not what these flags seed: {why}")),
+            None => Ok(()),
+        };
     }
     eprintln!(
         "seeding {} with {} sessions, ~{} intervals each ...",

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::sender::load::{self, Summary};
 use crate::sender::traffic::{self, Plan};
 use crate::sender::{Callback, Encoding, Sender, request_file};
+use crate::zego::{Secret, SecretBook};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -19,7 +20,13 @@ pub struct SendArgs {
     /// The callback secret to sign with. Of a comma-separated list (as
     /// `serve` reads ZEGO_CALLBACK_SECRET while rotating), the first.
     #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true)]
-    secret: String,
+    secret: Option<String>,
+
+    /// Per-appid secrets, `appid=secret,…`, as `serve` reads them: a
+    /// callback of a listed appid is signed with that appid's first secret
+    /// instead of --secret.
+    #[arg(long, env = "ZEGO_APP_SECRETS", hide_env_values = true)]
+    app_secrets: Option<String>,
 
     /// Body encoding.
     #[arg(long, value_enum, default_value_t = Encoding::Json)]
@@ -124,21 +131,36 @@ pub struct SendArgs {
     appid: u32,
 }
 
-/// The secret `send` signs with: the first of `--secret`'s list, so that
-/// the ZEGO_CALLBACK_SECRET a rotating server reads signs as ZEGO would
-/// instead of as the whole list (which no server accepts).
-fn signing_secret(secret: &str) -> Result<&str, String> {
-    crate::config::split_list(Some(secret))
-        .next()
-        .ok_or_else(|| "--secret (ZEGO_CALLBACK_SECRET) is empty".to_owned())
+/// The secrets `send` signs with, read as `serve` reads them, so the
+/// settings a server runs with sign as ZEGO would. Generated sessions need
+/// a secret for their `--appid`.
+fn signing_secrets(args: &SendArgs) -> Result<SecretBook, String> {
+    let shared = crate::config::split_list(args.secret.as_deref())
+        .map(Secret::new)
+        .collect();
+    let per_app =
+        crate::config::parse_app_secrets(args.app_secrets.as_deref()).map_err(|e| e.to_string())?;
+    let book = SecretBook::new(shared, per_app);
+    let generates = args.sessions.is_some() || args.duration.is_some() || args.hot_room;
+    // A replay sends requests signed when they were written.
+    let signs = args.replay.is_none();
+    if signs && (book.is_empty() || (generates && book.for_app(Some(args.appid)).is_empty())) {
+        return Err(format!(
+            "no secret to sign appid {} with: set --secret (ZEGO_CALLBACK_SECRET) or \
+             --app-secrets (ZEGO_APP_SECRETS) to the callback secret the service checks",
+            args.appid
+        ));
+    }
+    Ok(book)
 }
 
 pub async fn run(args: SendArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.duplicates) {
         return Err("--duplicates must be between 0 and 1".into());
     }
-    let mut sender =
-        Sender::new(&args.url, signing_secret(&args.secret)?).map_err(|e| format!("--url: {e}"))?;
+    let mut sender = Sender::new(&args.url, "")
+        .map_err(|e| format!("--url: {e}"))?
+        .with_secrets(signing_secrets(&args)?);
     sender.encoding = args.encoding;
     sender.typed_paths = !args.generic_endpoint;
     sender.retry_schedule = if args.no_retry {
@@ -357,16 +379,52 @@ async fn generate(sender: Sender, args: &SendArgs) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::signing_secret;
+    use clap::Parser;
+
+    use super::{SendArgs, signing_secrets};
+
+    #[derive(Parser)]
+    struct Harness {
+        #[command(flatten)]
+        send: SendArgs,
+    }
+
+    fn secrets_for(args: &[&str], appid: u32) -> Result<Vec<String>, String> {
+        let argv = std::iter::once("send").chain(args.iter().copied());
+        let args = Harness::try_parse_from(argv).unwrap().send;
+        let book = signing_secrets(&args)?;
+        Ok(book
+            .for_app(Some(appid))
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect())
+    }
 
     #[test]
-    fn signs_with_the_first_secret_of_a_rotation_list() {
-        assert_eq!(signing_secret("new, old"), Ok("new"));
-        assert_eq!(signing_secret(" only "), Ok("only"));
+    fn signs_with_the_first_secret_of_the_appid_as_serve_reads_them() {
+        assert_eq!(secrets_for(&["--secret", "new, old"], 1).unwrap()[0], "new");
+        let both = ["--secret", "shared", "--app-secrets", "7=own,7=older"];
+        assert_eq!(secrets_for(&both, 7).unwrap()[0], "own");
+        assert_eq!(secrets_for(&both, 1).unwrap()[0], "shared");
+        // Generated sessions of an appid without a secret, or no secret at all.
+        let generating = |appid: &'static str| {
+            [
+                "--app-secrets",
+                "7=own",
+                "--sessions",
+                "1",
+                "--appid",
+                appid,
+            ]
+        };
+        assert_eq!(secrets_for(&generating("7"), 7).unwrap()[0], "own");
+        let err = secrets_for(&generating("8"), 8).unwrap_err();
         assert!(
-            signing_secret(" , ")
-                .unwrap_err()
-                .contains("ZEGO_CALLBACK_SECRET")
+            err.contains("appid 8") && err.contains("ZEGO_CALLBACK_SECRET"),
+            "{err}"
         );
+        assert!(secrets_for(&["--secret", " , "], 1).is_err());
+        let bad = secrets_for(&["--app-secrets", "seven=x"], 1).unwrap_err();
+        assert!(bad.contains("ZEGO_APP_SECRETS"), "{bad}");
     }
 }

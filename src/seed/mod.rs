@@ -40,6 +40,55 @@ pub struct Params {
     pub big_session_users: u32,
 }
 
+/// What a database holds that tells which flags seeded it (`seed --check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeededCounts {
+    pub sessions: i64,
+    pub intervals: i64,
+    /// Intervals of the big session these flags name (its appid and id):
+    /// another `--seed` or `--sessions` gives another id, so none.
+    pub big_session_intervals: i64,
+    /// Rows of the close-reason rollup that differ from a recount.
+    pub rollup_rows_differing: i64,
+}
+
+impl SeededCounts {
+    /// Why the database is not what `plan` seeds, if it is not: each count
+    /// against the flag that decides it.
+    pub fn mismatch(&self, plan: &Plan) -> Option<String> {
+        let p = &plan.params;
+        let want = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if self.rollup_rows_differing != 0 {
+            return Some(format!(
+                "close_reason_hourly differs from a recount of room_sessions in {} rows",
+                self.rollup_rows_differing
+            ));
+        }
+        if self.sessions != want(p.sessions) {
+            return Some(format!(
+                "the database holds {} sessions, not the {} of --sessions",
+                self.sessions, p.sessions
+            ));
+        }
+        if self.big_session_intervals != i64::from(p.big_session_users) {
+            return Some(format!(
+                "its big session has {} participants, not the {} of --big-session-users \
+                 (none: another --seed seeded it)",
+                self.big_session_intervals, p.big_session_users
+            ));
+        }
+        let intervals = plan.expected_intervals();
+        if self.intervals != want(intervals) {
+            return Some(format!(
+                "the database holds {} presence intervals, not the {intervals} of \
+                 --users-per-session {}",
+                self.intervals, p.users_per_session
+            ));
+        }
+        None
+    }
+}
+
 /// Counts and timings of a seed run.
 #[derive(Debug, Default, Clone)]
 pub struct SeedReport {
@@ -176,6 +225,29 @@ impl Plan {
         }
     }
 
+    /// How many presence intervals session `i` has.
+    fn participants(&self, i: u64, has_create: bool) -> u32 {
+        let users = if i == self.big {
+            self.params.big_session_users
+        } else {
+            let u = self.params.users_per_session;
+            (u + (((i / 7) % 3) as u32)).saturating_sub(1)
+        };
+        // A session whose create was lost is known from a login.
+        if has_create { users } else { users.max(1) }
+    }
+
+    /// The presence intervals these params seed in all, counted without
+    /// building them (a hash per session).
+    pub fn expected_intervals(&self) -> u64 {
+        (0..self.params.sessions.max(1))
+            .map(|i| {
+                let has_create = i == self.big || self.hash(i, 7) % 200 != 0;
+                u64::from(self.participants(i, has_create))
+            })
+            .sum()
+    }
+
     /// Session `i` and its presence intervals (appended to `out`, which is cleared).
     pub fn session(&self, i: u64, out: &mut Vec<Interval>) -> Session {
         out.clear();
@@ -204,13 +276,7 @@ impl Plan {
             80..=94 => 2,
             _ => 3,
         });
-        let users = if big {
-            self.params.big_session_users
-        } else {
-            let u = self.params.users_per_session;
-            (u + (((i / 7) % 3) as u32)).saturating_sub(1)
-        };
-        let users = if has_create { users } else { users.max(1) };
+        let users = self.participants(i, has_create);
         let room_session_id = self.room_session_id(i);
         let mut event_id = 1;
         let mut previous: Option<(String, i64)> = None;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Executor, Row};
 
-use super::{Event, Interval, Plan, SeedReport, Session, TimeStyle, push_time};
+use super::{Event, Interval, Plan, SeedReport, SeededCounts, Session, TimeStyle, push_time};
 
 const CHUNK: usize = 1 << 20;
 
@@ -66,13 +66,26 @@ async fn scalar_i64(conn: &mut PgConnection, sql: &str) -> Result<i64, String> {
     sqlx::query_scalar(sql).fetch_one(conn).await.map_err(db)
 }
 
-/// Counts of the seeded tables and whether the rollup equals a recount.
-pub async fn check_postgres(url: &str) -> Result<(i64, i64, i64), String> {
+/// What the database holds that tells which flags seeded it; the big
+/// session is looked up by the appid and id `plan` gives it.
+pub async fn check_postgres(url: &str, plan: &Plan) -> Result<SeededCounts, String> {
     let mut conn = connect(url).await?;
-    let sessions = scalar_i64(&mut conn, "SELECT count(*) FROM room_sessions").await?;
-    let intervals = scalar_i64(&mut conn, "SELECT count(*) FROM presence_intervals").await?;
-    let diff = scalar_i64(&mut conn, ROLLUP_DIFF).await?;
-    Ok((sessions, intervals, diff))
+    let big = plan.session(plan.big, &mut Vec::new());
+    let big_session_intervals = sqlx::query_scalar(
+        "SELECT count(*) FROM presence_intervals WHERE appid = $1 AND room_session_id = $2",
+    )
+    .bind(big.appid)
+    .bind(&big.room_session_id)
+    .fetch_one(&mut conn)
+    .await
+    .map_err(db)?;
+    let counts = SeededCounts {
+        sessions: scalar_i64(&mut conn, "SELECT count(*) FROM room_sessions").await?,
+        intervals: scalar_i64(&mut conn, "SELECT count(*) FROM presence_intervals").await?,
+        big_session_intervals,
+        rollup_rows_differing: scalar_i64(&mut conn, ROLLUP_DIFF).await?,
+    };
+    Ok(counts)
 }
 
 /// Seeds the (migrated) database at `url`. With `force`, existing rows are deleted first.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection};
 use sqlx::{Arguments, ConnectOptions, Connection, Executor, Sqlite};
 
-use super::{Interval, Plan, SeedReport, Session, TimeStyle, format_time};
+use super::{Interval, Plan, SeedReport, SeededCounts, Session, TimeStyle, format_time};
 
 /// Rows per INSERT statement.
 const ROWS: usize = 64;
@@ -54,14 +54,27 @@ async fn scalar_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, Strin
     sqlx::query_scalar(sql).fetch_one(conn).await.map_err(db)
 }
 
-/// Counts of the seeded tables and how many rollup rows differ from a recount.
-pub async fn check_sqlite(url: &str) -> Result<(i64, i64, i64), String> {
+/// What the database holds that tells which flags seeded it; the big
+/// session is looked up by the appid and id `plan` gives it.
+pub async fn check_sqlite(url: &str, plan: &Plan) -> Result<SeededCounts, String> {
     let mut conn = connect(url).await?;
-    let sessions = scalar_i64(&mut conn, "SELECT count(*) FROM room_sessions").await?;
-    let intervals = scalar_i64(&mut conn, "SELECT count(*) FROM presence_intervals").await?;
-    let diff = scalar_i64(&mut conn, ROLLUP_DIFF).await?;
+    let big = plan.session(plan.big, &mut Vec::new());
+    let big_session_intervals = sqlx::query_scalar(
+        "SELECT count(*) FROM presence_intervals WHERE appid = ? AND room_session_id = ?",
+    )
+    .bind(big.appid)
+    .bind(&big.room_session_id)
+    .fetch_one(&mut conn)
+    .await
+    .map_err(db)?;
+    let counts = SeededCounts {
+        sessions: scalar_i64(&mut conn, "SELECT count(*) FROM room_sessions").await?,
+        intervals: scalar_i64(&mut conn, "SELECT count(*) FROM presence_intervals").await?,
+        big_session_intervals,
+        rollup_rows_differing: scalar_i64(&mut conn, ROLLUP_DIFF).await?,
+    };
     conn.close().await.map_err(db)?;
-    Ok((sessions, intervals, diff))
+    Ok(counts)
 }
 
 fn placeholders(columns: usize, rows: usize) -> String {

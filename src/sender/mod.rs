@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::zego::signature;
+use crate::zego::{Secret, SecretBook, signature};
 
 /// ZEGO's retry waits after a failed attempt: 2, 4, 8, 16, 32 s.
 pub const ZEGO_RETRY_SCHEDULE: [Duration; 5] = [
@@ -75,7 +75,9 @@ pub struct Sender {
     /// Parsed once: parsing it again for every request cost the load
     /// generator more CPU than signing.
     base_url: reqwest::Url,
-    secret: String,
+    /// The first secret of a callback's appid signs it, as ZEGO signs with
+    /// the current secret of the app that sent it.
+    secrets: std::sync::Arc<SecretBook>,
     pub encoding: Encoding,
     /// Post to `/callbacks/{event}` (true) or to `/callbacks`.
     pub typed_paths: bool,
@@ -99,11 +101,38 @@ impl Sender {
                 .build()
                 .expect("a TLS backend is compiled in"),
             base_url,
-            secret: secret.to_owned(),
+            secrets: std::sync::Arc::new(SecretBook::new(
+                vec![Secret::new(secret)],
+                Default::default(),
+            )),
             encoding: Encoding::Json,
             typed_paths: true,
             retry_schedule: ZEGO_RETRY_SCHEDULE.to_vec(),
         })
+    }
+
+    /// Signs each appid with the first of its secrets in `secrets`, like a
+    /// server reading ZEGO_APP_SECRETS, and other appids with `secrets`'
+    /// first shared one (replacing the secret given to [`Sender::new`]).
+    pub fn with_secrets(mut self, secrets: SecretBook) -> Sender {
+        self.secrets = std::sync::Arc::new(secrets);
+        self
+    }
+
+    /// The secret `fields` are signed with: their appid's first, else the
+    /// first shared one (empty when there is none: the service refuses it).
+    fn secret_for(&self, fields: &Map<String, Value>) -> &str {
+        // A number, or a string in some of ZEGO's doc versions.
+        let appid = fields.get("appid").and_then(|v| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+        let appid = appid.and_then(|id| u32::try_from(id).ok());
+        self.secrets
+            .for_app(appid)
+            .first()
+            .map_or("", Secret::expose)
     }
 
     /// `/callbacks/{event}` (or `/callbacks`) under the base URL's path.
@@ -122,7 +151,10 @@ impl Sender {
     /// One attempt at `callback`: its URL, and its body, signed now with a
     /// fresh timestamp and nonce, with the body's Content-Type.
     pub fn prepare(&self, callback: &Callback) -> (reqwest::Url, String, &'static str) {
-        let (body, content_type) = encode(&sign(&callback.fields, &self.secret), self.encoding);
+        let (body, content_type) = encode(
+            &sign(&callback.fields, self.secret_for(&callback.fields)),
+            self.encoding,
+        );
         (self.url_for(&callback.event), body, content_type)
     }
 

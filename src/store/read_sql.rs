@@ -113,9 +113,13 @@ fn session_select(include_admins: bool) -> String {
     )
 }
 
-/// "A later lifecycle of the same room exists" (`superseded`).
+/// "A later lifecycle of the same room exists" (`superseded`). Later means
+/// a greater `(started_at, room_session_id)`, the room history's order, so
+/// two lifecycles that started in the same millisecond are not both open
+/// (migration 0005, which also gives the index this range).
 const LATER_LIFECYCLE_EXISTS: &str = "EXISTS (SELECT 1 FROM room_sessions l
-    WHERE l.appid = s.appid AND l.room_id = s.room_id AND l.started_at > s.started_at)";
+    WHERE l.appid = s.appid AND l.room_id = s.room_id
+      AND (l.started_at, l.room_session_id) > (s.started_at, s.room_session_id))";
 
 pub fn closed<'a, DB>(q: &'a ClosedQuery) -> QueryBuilder<'a, DB>
 where

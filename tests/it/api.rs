@@ -32,6 +32,21 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A page's sessions as (room_session_id, state).
+fn states(page: &Value) -> Vec<(&str, &str)> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["room_session_id"].as_str().unwrap(),
+                i["state"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 async fn closed_rooms_are_newest_first_with_every_field(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     seed_closed(&app, 1, 3).await;
@@ -392,19 +407,8 @@ async fn room_history_shows_open_closed_and_superseded_lifecycles(backend: Backe
     ];
     ingest_all(app.store.as_ref(), 1, &events).await;
     let (_, page) = app.get("/api/v1/rooms/room-1/sessions").await;
-    let states: Vec<(&str, &str)> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["room_session_id"].as_str().unwrap(),
-                i["state"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        states,
+        states(&page),
         [("3", "open"), ("2", "superseded"), ("1", "closed")]
     );
     assert_eq!(page["items"][0]["created_at"], Value::Null);
@@ -422,6 +426,34 @@ async fn room_history_shows_open_closed_and_superseded_lifecycles(backend: Backe
 
     let (_, open) = app.get("/api/v1/rooms/open").await;
     assert_eq!(ids(&open), ["3", "9"]);
+}
+
+/// Two lifecycles of one room that start in the same millisecond: the one
+/// listed first (greater `room_session_id` as text, the history's order) is
+/// open and the other superseded, in the API and in the `session_summary`
+/// view under users' own SQL, not both open.
+async fn lifecycles_starting_in_one_millisecond_leave_one_open(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let events = [
+        in_room(create(40, T0), "room-tie"),
+        in_room(login(5, "alice", "a", T0, 2), "room-tie"), // no create arrived
+    ];
+    ingest_all(app.store.as_ref(), 1, &events).await;
+
+    let (_, history) = app.get("/api/v1/rooms/room-tie/sessions").await;
+    assert_eq!(states(&history), [("5", "open"), ("40", "superseded")]);
+    let (_, open) = app.get("/api/v1/rooms/open").await;
+    assert_eq!(ids(&open), ["5"]);
+
+    let report = zego_room_tracker::reports::Report::find("open-sessions").unwrap();
+    let table = app
+        .store
+        .run_report(&report.bindable_sql(), &Default::default())
+        .await
+        .unwrap();
+    let id = table.columns.iter().position(|c| c == "room_session_id");
+    let listed: Vec<&Value> = table.rows.iter().map(|r| &r[id.unwrap()]).collect();
+    assert_eq!(listed, [&json!("5")], "the session_summary view agrees");
 }
 
 /// ZEGO's own out-of-order example (room user list): u1 logs in (c1), u2
@@ -889,6 +921,7 @@ conformance!(
     close_reason_stats_count_name_and_fill_empty_buckets,
     close_reason_rollup_equals_a_full_recount,
     room_history_shows_open_closed_and_superseded_lifecycles,
+    lifecycles_starting_in_one_millisecond_leave_one_open,
     session_detail_correlates_participants_in_any_arrival_order,
     a_session_id_known_under_two_appids_is_409_and_unknown_is_404,
     deliveries_list_filters_by_outcome_and_pages,

@@ -154,6 +154,51 @@ fn send_signs_with_the_first_of_a_rotation_list() {
     );
 }
 
+/// `send` reads ZEGO_APP_SECRETS as `serve` does: the fixtures (appid 1,
+/// some as a string) are signed with appid 1's own secret, which is the
+/// only one the server accepts for it.
+#[test]
+fn send_signs_each_appid_with_its_own_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("ZEGO_CALLBACK_SECRET", "shared"),
+        ("ZEGO_APP_SECRETS", "1=app-one"),
+    ];
+    let mut serve = command(dir.path());
+    serve.envs(settings).env("LISTEN_ADDR", "127.0.0.1:0");
+    let (mut server, addr, _log) = spawn_until_listening(serve);
+    let url = format!("http://{addr}");
+    let sent = command(dir.path())
+        .envs(settings)
+        .args(["send", "--no-retry", "--url", &url])
+        .output()
+        .unwrap();
+    let generated = command(dir.path())
+        .envs(settings)
+        .args([
+            "send",
+            "--no-retry",
+            "--url",
+            &url,
+            "--sessions",
+            "2",
+            "--appid",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    for (out, expected) in [(&sent, "8 sent, 8 succeeded"), (&generated, "http 200=16")] {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(expected),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn migrate_creates_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();

@@ -539,6 +539,68 @@ async fn rebuild_refuses_when_only_a_later_copy_of_an_event_is_archived(backend:
     assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
 }
 
+/// `seed --check` (which `bench-queries.sh` runs to reuse a database) tells
+/// a database seeded with these flags from one seeded with any other flag.
+async fn seed_check_tells_which_flags_seeded_a_database(backend: Backend) {
+    use zego_room_tracker::seed::{self, Params, Plan, SeededCounts};
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    store.close().await;
+    let params = Params {
+        sessions: 400,
+        users_per_session: 3,
+        seed: 7,
+        big_session_users: 25,
+    };
+    let check = async |plan: &Plan| -> SeededCounts {
+        match backend {
+            Backend::Postgres => seed::check_postgres(&db.url, plan).await,
+            Backend::Sqlite => seed::check_sqlite(&db.url, plan).await,
+        }
+        .unwrap()
+    };
+    let plan = Plan::new(params);
+    let seeded = match backend {
+        Backend::Postgres => seed::seed_postgres(&db.url, &plan, false).await,
+        Backend::Sqlite => seed::seed_sqlite(&db.url, &plan, false).await,
+    }
+    .unwrap();
+    assert_eq!(seeded.intervals, plan.expected_intervals());
+    assert_eq!(check(&plan).await.mismatch(&plan), None);
+
+    let others = [
+        (
+            Params {
+                sessions: 401,
+                ..params
+            },
+            "--sessions",
+        ),
+        (Params { seed: 8, ..params }, "--seed"),
+        (
+            Params {
+                users_per_session: 4,
+                ..params
+            },
+            "--users-per-session",
+        ),
+        (
+            Params {
+                big_session_users: 26,
+                ..params
+            },
+            "--big-session-users",
+        ),
+    ];
+    for (other, flag) in others {
+        let plan = Plan::new(other);
+        let why = check(&plan).await.mismatch(&plan);
+        assert!(
+            why.as_ref().is_some_and(|w| w.contains(flag)),
+            "{flag}: {why:?}"
+        );
+    }
+}
+
 conformance!(
     rebuild_refuses_when_only_a_later_copy_of_an_event_is_archived,
     rebuild_refuses_when_the_archive_no_longer_holds_every_event,
@@ -549,4 +611,5 @@ conformance!(
     a_written_request_file_replays_as_new_callbacks,
     import_twice_stores_once,
     purge_removes_exactly_what_is_older_than_the_cutoff,
+    seed_check_tells_which_flags_seeded_a_database,
 );

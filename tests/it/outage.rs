@@ -96,6 +96,71 @@ async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
     }
 }
 
+/// A write transaction whose connection goes silent between statements
+/// (its statement ran, the answer and everything after are lost) is ended
+/// by PostgreSQL after DATABASE_TIMEOUT_MS idle in it. Before, it held its
+/// locks, and with them every later write to its sessions, until TCP gave
+/// up on the connection (hours); the writer had long moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let options = store::ConnectOptions {
+        timeout: Duration::from_millis(300),
+        ..test_connect_options()
+    };
+    let (proxy, store) = store_behind_proxy(&db, &options).await;
+    let (kind, mut fields) = crate::support::callbacks::close(1, T0, 1);
+    fields.insert("appid".into(), json!(1));
+    let delivery = assessed(&signed(fields), kind);
+
+    // Holds the write up mid-transaction, on a connection of its own.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    holder
+        .execute("BEGIN; LOCK TABLE room_sessions IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let writing = tokio::spawn(async move { store.record_deliveries(&[delivery]).await });
+    let others = |condition: &str| {
+        format!(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND {condition}"
+        )
+    };
+    let waiting = others("wait_event_type = 'Lock'");
+    let idle = others("state LIKE 'idle in transaction%'");
+    let count = async |conn: &mut sqlx::PgConnection, sql: &str| -> i64 {
+        sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+    };
+    while count(&mut holder, &waiting).await == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.silence();
+    holder.execute("COMMIT").await.unwrap();
+
+    // The statement now finishes into the silence; its transaction waits
+    // for a next statement that never comes, and PostgreSQL ends it.
+    let started = Instant::now();
+    let mut seen_idle = false;
+    loop {
+        let n = count(&mut holder, &idle).await;
+        seen_idle |= n > 0;
+        if (seen_idle && n == 0) || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen_idle && started.elapsed() < Duration::from_secs(10),
+        "idle in transaction seen: {seen_idle}; still there after {:?}",
+        started.elapsed()
+    );
+    let written = writing.await.unwrap();
+    assert!(
+        matches!(written, Err(StoreError::Unavailable(_))),
+        "{written:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();

@@ -9,6 +9,7 @@ mod write;
 use std::fmt::Write as _;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -110,7 +111,14 @@ const BEGIN_WRITE: &str = "BEGIN;
 /// into the text: session keys are integers, and a group's name goes as
 /// hex and is decoded by PostgreSQL, so no text of a callback is ever read
 /// as SQL. A VALUES list is scanned in its written order.
-fn begin_write(locks: &BatchLocks) -> String {
+///
+/// The transaction also ends on the server once it has waited `idle_limit`
+/// for its next statement (`idle_in_transaction_session_timeout`). Our
+/// writer never waits between statements; a connection that went silent
+/// does (a firewall dropped its state, and `record_deliveries` gave up on
+/// it), and until PostgreSQL ends that transaction, its locks hold up every
+/// later write to the same sessions.
+fn begin_write(locks: &BatchLocks, idle_limit: Duration) -> String {
     let mut sql = String::new();
     if !locks.sessions.is_empty() {
         let keys: Vec<String> = locks
@@ -139,6 +147,11 @@ fn begin_write(locks: &BatchLocks) -> String {
         );
     }
     sql.push_str(BEGIN_WRITE);
+    let _ = write!(
+        sql,
+        ";\n    SET LOCAL idle_in_transaction_session_timeout = {}",
+        idle_limit.as_millis().max(1)
+    );
     sql
 }
 
@@ -250,15 +263,16 @@ impl From<sqlx::Error> for WriteFailed {
 async fn record_on(
     conn: &mut PgConnection,
     locks: &BatchLocks,
+    idle_limit: Duration,
     deliveries: &[Delivery],
 ) -> Result<Vec<Outcome>, WriteFailed> {
-    let mut tx = begin_on(conn, locks).await?;
+    let mut tx = begin_on(conn, locks, idle_limit).await?;
     if let Some(outcomes) = record_at_once(&mut Timed(&mut tx), deliveries).await? {
         timed(WriteStep::Commit, tx.commit()).await?;
         return Ok(outcomes);
     }
     tx.rollback().await?;
-    let mut tx = begin_on(conn, locks).await?;
+    let mut tx = begin_on(conn, locks, idle_limit).await?;
     let outcomes = record(&mut Timed(&mut tx), deliveries).await?;
     timed(WriteStep::Commit, tx.commit()).await?;
     Ok(outcomes)
@@ -267,8 +281,9 @@ async fn record_on(
 async fn begin_on<'c>(
     conn: &'c mut PgConnection,
     locks: &BatchLocks,
+    idle_limit: Duration,
 ) -> Result<Write<'c, Postgres>, WriteFailed> {
-    let begin = conn.begin_with(begin_write(locks));
+    let begin = conn.begin_with(begin_write(locks, idle_limit));
     let tx = timed(WriteStep::Begin, begin)
         .await
         .map_err(WriteFailed::Begin)?;
@@ -442,10 +457,12 @@ impl Store for PgStore {
         // server, a middlebox that dropped the connection's state), which
         // would otherwise hold the writer, and every callback after it, for
         // good. Dropped, it is replaced by a new one at the next batch.
-        let deadline = self.pool.options().get_acquire_timeout() * SILENT_WRITE_LIMIT_IN_TIMEOUTS;
+        let timeout = self.pool.options().get_acquire_timeout();
+        let deadline = timeout * SILENT_WRITE_LIMIT_IN_TIMEOUTS;
         loop {
             let mut conn = self.write_connection().await?;
-            let written = tokio::time::timeout(deadline, record_on(&mut conn, &locks, deliveries));
+            let written =
+                tokio::time::timeout(deadline, record_on(&mut conn, &locks, timeout, deliveries));
             let Ok(written) = written.await else {
                 conn.discard();
                 return Err(StoreError::Unavailable(sqlx::Error::Io(
@@ -680,7 +697,7 @@ mod tests {
             sessions: vec![(-3, 4), (1, 2)],
             groups: vec!["1\u{1f}9\u{1f}o'brien\u{1f}s".into()],
         };
-        let sql = begin_write(&locks);
+        let sql = begin_write(&locks, Duration::from_millis(1500));
         let sessions = sql
             .find("(VALUES (-3, 4), (1, 2))")
             .expect("session keys in order");
@@ -690,8 +707,14 @@ mod tests {
                 hex::encode("1\u{1f}9\u{1f}o'brien\u{1f}s")
             ))
             .expect("group names as hex");
-        assert!(sql.ends_with(BEGIN_WRITE) && sessions < groups, "{sql}");
+        let begin = sql.find(BEGIN_WRITE).expect("the BEGIN");
+        assert!(sessions < groups && groups < begin, "{sql}");
+        assert!(
+            sql.ends_with("idle_in_transaction_session_timeout = 1500"),
+            "{sql}"
+        );
         assert!(!sql.contains("brien"), "{sql}");
-        assert_eq!(begin_write(&BatchLocks::default()), BEGIN_WRITE);
+        let alone = begin_write(&BatchLocks::default(), Duration::from_millis(1500));
+        assert!(alone.starts_with(BEGIN_WRITE), "{alone}");
     }
 }
