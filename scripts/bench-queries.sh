@@ -65,8 +65,9 @@ for backend in $BACKENDS; do
   esac
   flags=(--sessions "$sessions" --users-per-session "$USERS_PER_SESSION")
   ids=$BENCH_DIR/$backend$suffix.ids
-  # Reuse a database seeded with the same flags; `seed --check` fails on a
-  # different size and on a rollup that differs from a recount.
+  # Reuse a database seeded with the same flags; `seed --check` fails on
+  # counts or a big session other flags would give, and on a rollup that
+  # differs from a recount.
   if [ "${RESEED:-0}" != 1 ] && DATABASE_URL=$url "$BIN" seed --check "${flags[@]}" >"$ids" 2>"$ids.err"; then
     echo "$label: reusing the database seeded with ${sessions} sessions ($url)" >&2
   else

@@ -150,7 +150,7 @@ rollup equals a recount of `room_sessions`.
 ```sh
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/zrt_bench zego-room-tracker seed --sessions 10000000 --users-per-session 5
 DATABASE_URL=sqlite://target/bench.db zego-room-tracker seed --sessions 1000000
-DATABASE_URL=... zego-room-tracker seed --check --sessions 1000000   # counts, rollup = recount, ids
+DATABASE_URL=... zego-room-tracker seed --check --sessions 1000000   # the flags' counts and big session, rollup = recount, ids
 ```
 
 The history: 90 days from 2026-09-01 across three appids; ordinary rooms

@@ -26,7 +26,18 @@ use crate::store::StoreError;
 pub struct Writer {
     options: SqliteConnectOptions,
     timeout: Duration,
-    slot: Mutex<Option<SqliteConnection>>,
+    slot: Mutex<Slot>,
+}
+
+enum Slot {
+    Open(SqliteConnection),
+    /// The last connection broke; the next use opens a new one.
+    Broken,
+    /// `close` ran: nothing opens a connection again. Group commit may
+    /// still finish the jobs of requests that timed out after shutdown
+    /// closed the store; a connection they reopened would be closed by
+    /// no one, and the WAL would not be folded in at exit.
+    Closed,
 }
 
 impl Writer {
@@ -40,34 +51,39 @@ impl Writer {
         Ok(Writer {
             options,
             timeout,
-            slot: Mutex::new(Some(connection)),
+            slot: Mutex::new(Slot::Open(connection)),
         })
     }
 
     /// Runs `work` on the connection, alone: waits at most the timeout for
     /// it, opens a new one if the last `work` found it broken, and drops it
-    /// if this `work` fails saying it is unusable.
+    /// if this `work` fails saying it is unusable. After `close`, refuses
+    /// (unavailable).
     pub async fn run<T>(
         &self,
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.slot().await?;
-        let connection = match &mut *slot {
-            Some(connection) => connection,
-            None => slot.insert(self.options.connect().await?),
+        match &*slot {
+            Slot::Open(_) => {}
+            Slot::Broken => *slot = Slot::Open(self.options.connect().await?),
+            Slot::Closed => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+        }
+        let Slot::Open(connection) = &mut *slot else {
+            unreachable!("opened above")
         };
         let result = work(connection).await;
         if let Err(StoreError::Unavailable(e) | StoreError::Internal(e)) = &result
             && connection_broken(e)
         {
             tracing::warn!(error = %e, "the SQLite write connection broke; opening a new one");
-            *slot = None;
+            *slot = Slot::Broken;
         }
         result
     }
 
     /// The connection's slot, waited for at most the timeout (then a 503).
-    async fn slot(&self) -> Result<MutexGuard<'_, Option<SqliteConnection>>, StoreError> {
+    async fn slot(&self) -> Result<MutexGuard<'_, Slot>, StoreError> {
         tokio::time::timeout(self.timeout, self.slot.lock())
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))
@@ -77,7 +93,7 @@ impl Writer {
     pub fn status(&self) -> (u32, u32) {
         match self.slot.try_lock() {
             Ok(slot) => {
-                let open = u32::from(slot.is_some());
+                let open = u32::from(matches!(*slot, Slot::Open(_)));
                 (open, open)
             }
             Err(_) => (1, 0),
@@ -89,15 +105,20 @@ impl Writer {
     /// a new thread takes its creator's CPU pinning (`store::writer_cpu`).
     pub async fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.slot().await?;
+        if matches!(*slot, Slot::Closed) {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
         let fresh = self.options.connect().await?;
-        if let Some(old) = slot.replace(fresh) {
+        if let Slot::Open(old) = std::mem::replace(&mut *slot, Slot::Open(fresh)) {
             let _ = old.close().await;
         }
         Ok(())
     }
 
+    /// Closes the connection for good (see `Slot::Closed`).
     pub async fn close(&self) {
-        if let Some(connection) = self.slot.lock().await.take() {
+        let mut slot = self.slot.lock().await;
+        if let Slot::Open(connection) = std::mem::replace(&mut *slot, Slot::Closed) {
             let _ = connection.close().await;
         }
     }
@@ -145,6 +166,31 @@ mod tests {
 
         execute(&writer, "INSERT INTO t VALUES (1)").await.unwrap();
         assert_eq!(writer.status(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn nothing_opens_the_connection_again_after_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        execute(&writer, "CREATE TABLE t (x)").await.unwrap();
+        let broken = writer
+            .run(async |_| Err::<(), _>(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
+            .await;
+        assert!(broken.is_err());
+        writer.close().await;
+        for refused in [
+            execute(&writer, "INSERT INTO t VALUES (1)").await,
+            writer.reopen().await,
+        ] {
+            assert!(
+                matches!(
+                    refused,
+                    Err(StoreError::Unavailable(sqlx::Error::PoolClosed))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(writer.status(), (0, 0));
     }
 
     #[tokio::test]
