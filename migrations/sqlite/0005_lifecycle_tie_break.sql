@@ -3,11 +3,12 @@
 -- millisecond another was created). "Superseded" compared started_at alone,
 -- strictly, so both such lifecycles showed as open. A later lifecycle is now
 -- the greater (started_at, room_session_id), the room history's order, newest
--- first: at most one lifecycle of a room is open, the first one listed.
+-- first: at most one lifecycle of a room per appid is open, the first listed.
+-- The id compares as bytes, SQLite's default (PostgreSQL says COLLATE "C").
 -- Paired with migrations/postgres/0005_lifecycle_tie_break.sql.
 
--- Serves that comparison as an index-only range, as the old index served
--- started_at alone.
+-- The index serves that comparison as an index-only range. (SQLite cannot
+-- rename an index, and its readers keep their snapshot while this runs.)
 DROP INDEX room_sessions_by_room;
 CREATE INDEX room_sessions_by_room ON room_sessions (appid, room_id, started_at, room_session_id);
 

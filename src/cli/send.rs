@@ -193,6 +193,21 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
             Some(path) => read_file(path)?,
             None => traffic::fixtures(),
         };
+        if let Some((i, unsigned)) = callbacks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !sender.can_sign(c))
+        {
+            let appid = unsigned
+                .fields
+                .get("appid")
+                .map_or("none".into(), ToString::to_string);
+            return Err(format!(
+                "callback {} (appid {appid}) has no secret to sign it with: set --secret \
+                 (ZEGO_CALLBACK_SECRET), or list its appid in --app-secrets (ZEGO_APP_SECRETS)",
+                i + 1
+            ));
+        }
         send_listed(&sender, &callbacks).await
     }
 }

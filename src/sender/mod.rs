@@ -122,17 +122,22 @@ impl Sender {
     /// The secret `fields` are signed with: their appid's first, else the
     /// first shared one (empty when there is none: the service refuses it).
     fn secret_for(&self, fields: &Map<String, Value>) -> &str {
-        // A number, or a string in some of ZEGO's doc versions.
-        let appid = fields.get("appid").and_then(|v| match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        });
-        let appid = appid.and_then(|id| u32::try_from(id).ok());
+        // Read as the server reads it (`zego::event::appid`), which falls
+        // back to the shared secrets for an appid it cannot read.
+        let appid = fields
+            .get("appid")
+            .and_then(crate::zego::fields::u64_value)
+            .and_then(|id| u32::try_from(id).ok());
         self.secrets
             .for_app(appid)
             .first()
             .map_or("", Secret::expose)
+    }
+
+    /// Whether there is a secret to sign `callback` with (its appid's, or
+    /// a shared one).
+    pub fn can_sign(&self, callback: &Callback) -> bool {
+        !self.secret_for(&callback.fields).is_empty()
     }
 
     /// `/callbacks/{event}` (or `/callbacks`) under the base URL's path.
@@ -256,6 +261,31 @@ fn form_component(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::zego::body;
+
+    #[test]
+    fn an_appid_is_read_as_the_server_reads_it_to_pick_the_secret() {
+        let mut per_app = std::collections::HashMap::new();
+        per_app.insert(1, vec![Secret::new("one")]);
+        let sender = Sender::new("http://127.0.0.1:1", "")
+            .unwrap()
+            .with_secrets(SecretBook::new(vec![Secret::new("shared")], per_app));
+        let secret = |appid: Value| {
+            let fields = json!({ "appid": appid }).as_object().unwrap().clone();
+            sender.secret_for(&fields).to_owned()
+        };
+        assert_eq!(secret(json!(1)), "one");
+        assert_eq!(secret(json!("1")), "one");
+        // Not an appid to the server (a sign, a space, a fraction, too big):
+        // it checks the shared secrets, so those sign.
+        for unread in [
+            json!("+1"),
+            json!(" 1"),
+            json!(1.0),
+            json!(4_294_967_297_u64),
+        ] {
+            assert_eq!(secret(unread.clone()), "shared", "{unread}");
+        }
+    }
 
     #[test]
     fn callbacks_go_under_the_base_url_path() {

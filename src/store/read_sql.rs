@@ -2,8 +2,9 @@
 //! request uses are written into the statement (no `$1 IS NULL OR …`), so
 //! the planner sees plain conditions and picks the index that matches; the
 //! keyset condition is a row comparison in the ORDER BY's column order. The
-//! one dialect difference (truncating a time to its hour or day) comes from
-//! `ReadDialect`. Plans at a million sessions are in docs/queries.md.
+//! dialect differences (truncating a time to its hour or day, comparing
+//! text as bytes) come from `ReadDialect`. Plans at a million sessions are
+//! in docs/queries.md.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
@@ -33,6 +34,13 @@ pub trait ReadDialect: Database {
 
     /// Closes what `unselective_open` opened.
     fn unselective_close() -> &'static str;
+
+    /// Appended to a text operand so it compares as bytes, as SQLite's
+    /// default does and Rust's `str` order: `room_session_id` orders lists
+    /// and breaks supersession ties, and a PostgreSQL database's collation
+    /// may sort digits otherwise (a numeric ICU collation puts "10" after
+    /// "9"), so the backends would list or open different sessions.
+    const AS_BYTES: &'static str;
 }
 
 impl ReadDialect for sqlx::Postgres {
@@ -55,6 +63,8 @@ impl ReadDialect for sqlx::Postgres {
     fn unselective_close() -> &'static str {
         ")"
     }
+
+    const AS_BYTES: &'static str = " COLLATE \"C\"";
 }
 
 impl ReadDialect for sqlx::Sqlite {
@@ -78,23 +88,25 @@ impl ReadDialect for sqlx::Sqlite {
     fn unselective_close() -> &'static str {
         ", 0.5)"
     }
+
+    const AS_BYTES: &'static str = "";
 }
 
 /// A session row with its derived `state`.
-fn session_columns() -> String {
+fn session_columns<DB: ReadDialect>() -> String {
     format!(
         "s.appid, s.room_id, s.room_session_id, s.created_at, s.creator, s.closed_at,
                 s.close_reason, s.started_at,
                 CASE WHEN s.closed_at IS NOT NULL THEN 'closed'
                      WHEN {later} THEN 'superseded'
                      ELSE 'open' END AS state",
-        later = LATER_LIFECYCLE_EXISTS,
+        later = later_lifecycle_exists::<DB>(),
     )
 }
 
 /// A session row with its derived `state` and `unique_users` (a list's
 /// `ListedSession`). Admins are users any of whose intervals has role 4.
-fn session_select(include_admins: bool) -> String {
+fn session_select<DB: ReadDialect>(include_admins: bool) -> String {
     let admins = if include_admins {
         ""
     } else {
@@ -109,17 +121,23 @@ fn session_select(include_admins: bool) -> String {
                 ) u) AS unique_users
          FROM room_sessions s
          WHERE TRUE",
-        columns = session_columns(),
+        columns = session_columns::<DB>(),
     )
 }
 
 /// "A later lifecycle of the same room exists" (`superseded`). Later means
 /// a greater `(started_at, room_session_id)`, the room history's order, so
 /// two lifecycles that started in the same millisecond are not both open
-/// (migration 0005, which also gives the index this range).
-const LATER_LIFECYCLE_EXISTS: &str = "EXISTS (SELECT 1 FROM room_sessions l
+/// (migration 0005, which also gives the index this range, with the id's
+/// bytes as its order on PostgreSQL).
+fn later_lifecycle_exists<DB: ReadDialect>() -> String {
+    let bytes = DB::AS_BYTES;
+    format!(
+        "EXISTS (SELECT 1 FROM room_sessions l
     WHERE l.appid = s.appid AND l.room_id = s.room_id
-      AND (l.started_at, l.room_session_id) > (s.started_at, s.room_session_id))";
+      AND (l.started_at, l.room_session_id{bytes}) > (s.started_at, s.room_session_id{bytes}))"
+    )
+}
 
 pub fn closed<'a, DB>(q: &'a ClosedQuery) -> QueryBuilder<'a, DB>
 where
@@ -129,7 +147,7 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
 {
-    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    let mut sql = QueryBuilder::new(session_select::<DB>(q.include_admins));
     sql.push(" AND s.closed_at IS NOT NULL");
     if let Some(appid) = q.appid {
         sql.push(" AND s.appid = ").push_bind(appid);
@@ -173,7 +191,7 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
 {
-    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    let mut sql = QueryBuilder::new(session_select::<DB>(q.include_admins));
     sql.push(" AND s.room_id = ")
         .push_bind(q.room_id.as_deref().unwrap_or_default());
     if let Some(appid) = q.appid {
@@ -191,9 +209,9 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
 {
-    let mut sql = QueryBuilder::new(session_select(q.include_admins));
+    let mut sql = QueryBuilder::new(session_select::<DB>(q.include_admins));
     sql.push(" AND s.closed_at IS NULL AND NOT ");
-    sql.push(LATER_LIFECYCLE_EXISTS);
+    sql.push(later_lifecycle_exists::<DB>());
     if let Some(appid) = q.appid {
         sql.push(" AND s.appid = ").push_bind(appid);
     }
@@ -211,7 +229,7 @@ where
     // No user count: session detail counts from the participants it fetches.
     let mut sql = QueryBuilder::new(format!(
         "SELECT {} FROM room_sessions s WHERE s.room_session_id = ",
-        session_columns()
+        session_columns::<DB>()
     ));
     sql.push_bind(room_session_id);
     if let Some(appid) = appid {
@@ -407,14 +425,18 @@ fn keyset<'a, DB>(
     after: Option<&'a SessionKey>,
     limit: i64,
 ) where
-    DB: Database,
+    DB: ReadDialect,
     i64: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
 {
+    // The id compares as bytes, so on PostgreSQL the index gives the order
+    // of (time, appid) and an incremental sort the id's within a tie: ties
+    // are rare, and a deep page still starts at its place in the index.
+    let bytes = DB::AS_BYTES;
     if let Some(key) = after {
         sql.push(format_args!(
-            " AND ({time_column}, s.appid, s.room_session_id) < ("
+            " AND ({time_column}, s.appid, s.room_session_id{bytes}) < ("
         ));
         sql.push_bind(key.at)
             .push(", ")
@@ -424,7 +446,7 @@ fn keyset<'a, DB>(
             .push(")");
     }
     sql.push(format_args!(
-        " ORDER BY {time_column} DESC, s.appid DESC, s.room_session_id DESC LIMIT "
+        " ORDER BY {time_column} DESC, s.appid DESC, s.room_session_id{bytes} DESC LIMIT "
     ));
     sql.push_bind(limit);
 }

@@ -456,6 +456,70 @@ async fn lifecycles_starting_in_one_millisecond_leave_one_open(backend: Backend)
     assert_eq!(listed, [&json!("5")], "the session_summary view agrees");
 }
 
+/// Where sessions tie on time, the id decides as bytes ("9" after "10") on
+/// both backends and in every PostgreSQL collation: which lifecycle is open,
+/// the lists' order and their cursors. A numeric ICU collation ("10" after
+/// "9") made PostgreSQL open and list the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_on_time_are_broken_by_the_id_as_bytes_in_every_collation() {
+    let Some(numeric) = TestDb::postgres_with(
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US-u-kn-true' LOCALE 'C.UTF-8'",
+    )
+    .await
+    else {
+        return; // PostgreSQL unavailable outside CI: the banner said so
+    };
+    let databases = [
+        ("sqlite", TestDb::sqlite()),
+        ("postgres, ICU numeric", numeric),
+    ];
+    for (name, db) in databases {
+        let store = zego_room_tracker::store::connect(&db.url, &test_connect_options())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
+        let events = [
+            in_room(create(9, T0), "tie"),
+            in_room(create(10, T0), "tie"),
+            in_room(create(8, T0 - 60_000), "closing"),
+            in_room(create(11, T0 - 60_000), "closing"),
+            in_room(close(8, T0, 0), "closing"),
+            in_room(close(11, T0, 0), "closing"),
+        ];
+        ingest_all(app.store.as_ref(), 1, &events).await;
+
+        let (_, history) = app.get("/api/v1/rooms/tie/sessions").await;
+        assert_eq!(
+            states(&history),
+            [("9", "open"), ("10", "superseded")],
+            "{name}"
+        );
+        let (_, open) = app.get("/api/v1/rooms/open").await;
+        assert_eq!(ids(&open), ["9"], "{name}");
+        let mut paged = Vec::new();
+        let mut path = "/api/v1/rooms/closed?limit=1".to_owned();
+        loop {
+            let (_, page) = app.get(&path).await;
+            paged.extend(ids(&page));
+            let Some(cursor) = page["next_cursor"].as_str() else {
+                break;
+            };
+            path = format!("/api/v1/rooms/closed?limit=1&cursor={cursor}");
+        }
+        assert_eq!(paged, ["8", "11"], "{name}");
+        let report = zego_room_tracker::reports::Report::find("open-sessions").unwrap();
+        let table = app
+            .store
+            .run_report(&report.bindable_sql(), &Default::default())
+            .await
+            .unwrap();
+        let id = table.columns.iter().position(|c| c == "room_session_id");
+        let listed: Vec<&Value> = table.rows.iter().map(|r| &r[id.unwrap()]).collect();
+        assert_eq!(listed, [&json!("9")], "{name}: the session_summary view");
+    }
+}
+
 /// ZEGO's own out-of-order example (room user list): u1 logs in (c1), u2
 /// logs in (c2), u1 logs out (c3), u1 logs in again (c4); delivered as c1,
 /// c4, c2, c3. Plus create, close and an admin recorder.

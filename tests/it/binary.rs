@@ -187,8 +187,20 @@ fn send_signs_each_appid_with_its_own_secret() {
         ])
         .output()
         .unwrap();
+    // No secret for the fixtures' appid: refused before sending anything.
+    let unsigned = command(dir.path())
+        .env_remove("ZEGO_CALLBACK_SECRET")
+        .env("ZEGO_APP_SECRETS", "2=app-two")
+        .args(["send", "--no-retry", "--url", &url])
+        .output()
+        .unwrap();
     let _ = server.kill();
     let _ = server.wait();
+    let refusal = String::from_utf8_lossy(&unsigned.stderr);
+    assert!(
+        !unsigned.status.success() && refusal.contains("(appid 1) has no secret"),
+        "{refusal}"
+    );
     for (out, expected) in [(&sent, "8 sent, 8 succeeded"), (&generated, "http 200=16")] {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(

@@ -47,7 +47,7 @@ pub struct SessionView {
     /// Decimal string of an unsigned 64-bit id.
     pub room_session_id: String,
     /// `open`, `closed`, or `superseded` (a later lifecycle of the room exists, no close arrived;
-    /// later = greater `started_at`, then greater `room_session_id` as text).
+    /// later = greater `started_at`, then greater `room_session_id` compared as bytes).
     pub state: String,
     #[schema(value_type = String)]
     pub started_at: Timestamp,
