@@ -112,9 +112,11 @@ print("Machine: 2 cores, 24 GiB, PostgreSQL 15 with default settings, the server
 print("machine; round trips are one `curl` each, cold-ish, with `auto_explain` timing every plan node "
       "(slower than the service runs: `docs/benchmarks.md` has its timings). "
       f"Regenerate: `SESSIONS={sessions} scripts/explain-queries.sh > docs/queries.md`.\n")
-print("Each list is a backward scan of the index whose order is its ORDER BY, stopping after")
-print("`limit + 1` rows, with the keyset cursor as an index condition (a deep page costs what the")
-print("first does). Close-reason statistics read the hourly rollup (`close_reason_hourly`, one row")
+print("Each list is a backward scan of the index whose order is its ORDER BY's time (and appid),")
+print("stopping after `limit + 1` rows, with the keyset cursor's time (and appid) as an index")
+print("condition, so a deep page costs what the first does; an incremental sort orders the rare")
+print("sessions that tie on them by `room_session_id` as bytes (`COLLATE \"C\"`, the order SQLite")
+print("uses, whatever the database's collation). Close-reason statistics read the hourly rollup (`close_reason_hourly`, one row")
 print("per appid, hour and reason) for every whole hour of the range, and count `room_sessions`")
 print("through the close-time index only for the partial hours at either end when `from`/`to`")
 print("are off the hour; a room filter counts everything from `room_sessions` through the room's")
