@@ -95,7 +95,7 @@ pub struct ServeArgs {
 
     /// Delete archived deliveries older than this (e.g. 90d), hourly. Unset:
     /// keep them forever. Sessions are never deleted automatically.
-    #[arg(long, env = "ARCHIVE_RETENTION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ARCHIVE_RETENTION", value_parser = parse_duration)]
     pub archive_retention: Option<Duration>,
 
     /// PEM certificate chain: serve HTTPS directly (with TLS_KEY_PATH).
@@ -227,6 +227,13 @@ impl ServeArgs {
     }
 }
 
+/// A duration setting or flag, e.g. `90d`; the error shows the form wanted
+/// (humantime's own says only where it stopped reading: "expected number at 0").
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{e}: write a duration such as 90d, 12h, 30m or 10s"))
+}
+
 /// The entries of a comma-separated setting, trimmed, empty ones left out.
 pub(crate) fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
     value
@@ -272,6 +279,19 @@ mod tests {
         let mut argv = vec!["test"];
         argv.extend_from_slice(args);
         Harness::try_parse_from(argv).unwrap().serve.validate()
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_form_is_wanted() {
+        let err = Harness::try_parse_from(["test", "--archive-retention", "abc"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("--archive-retention") && err.contains("such as 90d"),
+            "{err}"
+        );
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::open_store;
 use crate::config::DatabaseArgs;
+use crate::domain::Outcome;
 use crate::ingest::{RawCallback, assess_unsigned};
 
 #[derive(Debug, Args)]
@@ -42,6 +43,16 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
                 .record_delivery(&assess_unsigned(None, raw))
                 .await
                 .map_err(|e| format!("{}:{line}: {e}", file.display()))?;
+            if let Outcome::Rejected(why) = &outcome {
+                // Named here, not only in the archive: a file of 10,000
+                // lines with one bad one should say which.
+                eprintln!(
+                    "{}:{line}: rejected ({}): {}",
+                    file.display(),
+                    why.code.as_str(),
+                    why.message
+                );
+            }
             *outcomes.entry(outcome.as_str()).or_default() += 1;
             total += 1;
             if last_report.elapsed() >= Duration::from_secs(1) {
@@ -78,9 +89,13 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// JSON lines (every non-empty line an object) or one body, with line numbers.
-/// A UTF-8 byte-order mark (editors on Windows write one) is not part of
-/// the first line: with it, the file read as one body, rejected.
+/// JSON lines or one body, with line numbers. JSON lines when there are
+/// several lines and the first is a whole JSON object: then each line is a
+/// callback of its own, and a bad one is rejected alone (it used to take
+/// the whole file with it). A pretty-printed body's first line (`{`) is not
+/// an object, so such a file is one body. A UTF-8 byte-order mark (editors
+/// on Windows write one) is not part of the first line: with it, the file
+/// read as one body, rejected.
 fn bodies(text: &str) -> Vec<(usize, &str)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<(usize, &str)> = text
@@ -89,7 +104,10 @@ fn bodies(text: &str) -> Vec<(usize, &str)> {
         .map(|(i, l)| (i + 1, l.trim()))
         .filter(|(_, l)| !l.is_empty())
         .collect();
-    if lines.len() > 1 && lines.iter().all(|(_, l)| l.starts_with('{')) {
+    let first_is_an_object = lines.first().is_some_and(|(_, first)| {
+        serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| v.is_object())
+    });
+    if lines.len() > 1 && first_is_an_object {
         lines
     } else {
         vec![(1, text.trim())]
@@ -105,5 +123,16 @@ mod tests {
         let text = "\u{feff}{\"a\":1}\n\n{\"b\":2}\n";
         assert_eq!(bodies(text), vec![(1, "{\"a\":1}"), (3, "{\"b\":2}")]);
         assert_eq!(bodies("\u{feff}a=1&b=2"), vec![(1, "a=1&b=2")]);
+    }
+
+    #[test]
+    fn a_bad_line_is_one_body_of_its_own_and_a_pretty_printed_body_is_one() {
+        let text = "{\"a\":1}\nnot json\n{\"b\":2}";
+        assert_eq!(
+            bodies(text),
+            vec![(1, "{\"a\":1}"), (2, "not json"), (3, "{\"b\":2}")]
+        );
+        let pretty = "{\n  \"a\": 1,\n  \"b\": {\"c\": 2}\n}\n";
+        assert_eq!(bodies(pretty), vec![(1, pretty.trim())]);
     }
 }

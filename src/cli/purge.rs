@@ -11,7 +11,7 @@ use crate::retention;
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Delete what is older than this, e.g. 90d, 12h, 30min.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::config::parse_duration)]
     older_than: Duration,
 
     /// Also delete whole sessions (events, presence, counts) all of whose

@@ -55,7 +55,7 @@ pub struct SendArgs {
     /// Keep generating sessions for this long (e.g. 30s) instead of a fixed
     /// number; `--sessions`, if given, then caps the count. Sessions under
     /// way at the end are finished.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::config::parse_duration)]
     duration: Option<Duration>,
 
     /// Users per generated session (with `--hot-room`: users in the one room).
@@ -129,6 +129,12 @@ pub struct SendArgs {
     /// appid of generated sessions.
     #[arg(long, default_value_t = 1)]
     appid: u32,
+
+    /// Also trust the CA certificate(s) in this PEM file for an https
+    /// --url: a service with a self-signed certificate (its own cert
+    /// file) or one from a private CA. Public CAs are trusted anyway.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 /// The secrets `send` signs with, read as `serve` reads them, so the
@@ -161,6 +167,13 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
     let mut sender = Sender::new(&args.url, "")
         .map_err(|e| format!("--url: {e}"))?
         .with_secrets(signing_secrets(&args)?);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("--ca-cert: cannot read {}: {e}", path.display()))?;
+        sender = sender
+            .trusting(&pem)
+            .map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+    }
     sender.encoding = args.encoding;
     sender.typed_paths = !args.generic_endpoint;
     sender.retry_schedule = if args.no_retry {
@@ -260,7 +273,9 @@ async fn send_listed(sender: &Sender, callbacks: &[Callback]) -> Result<(), Stri
         callbacks.len(),
         callbacks.len() - failed
     );
-    if failed > 0 {
+    if failed > 0 && sender.retry_schedule.is_empty() {
+        Err(format!("{failed} callbacks failed (no retries)"))
+    } else if failed > 0 {
         Err(format!("{failed} callbacks failed after retries"))
     } else {
         Ok(())

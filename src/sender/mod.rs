@@ -96,10 +96,7 @@ impl Sender {
             })
             .map_err(|why| format!("{base_url} is not a base URL: {why}"))?;
         Ok(Sender {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("a TLS backend is compiled in"),
+            client: client(&[]),
             base_url,
             secrets: std::sync::Arc::new(SecretBook::new(
                 vec![Secret::new(secret)],
@@ -109,6 +106,18 @@ impl Sender {
             typed_paths: true,
             retry_schedule: ZEGO_RETRY_SCHEDULE.to_vec(),
         })
+    }
+
+    /// Also trusts the CA certificates in `pem` (one or a bundle) for an
+    /// https URL, as for a service whose certificate is self-signed or from
+    /// a private CA; the public roots stay trusted.
+    pub fn trusting(mut self, pem: &[u8]) -> Result<Sender, String> {
+        let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| with_causes(&e))?;
+        if roots.is_empty() {
+            return Err("it holds no PEM certificate".into());
+        }
+        self.client = client(&roots);
+        Ok(self)
     }
 
     /// Signs each appid with the first of its secrets in `secrets`, like a
@@ -205,7 +214,9 @@ impl Sender {
                 let status = response.status().as_u16();
                 (Some(status), response.text().await.unwrap_or_default())
             }
-            Err(e) => (None, e.to_string()),
+            // With its causes: "error sending request" alone does not say
+            // whether the connection was refused or the certificate not trusted.
+            Err(e) => (None, with_causes(&e)),
         };
         Sent {
             status,
@@ -228,6 +239,33 @@ pub fn sign(fields: &Map<String, Value>, secret: &str) -> Map<String, Value> {
     signed.insert("timestamp".into(), json!(timestamp));
     signed.insert("nonce".into(), json!(nonce));
     signed
+}
+
+fn client(extra_roots: &[reqwest::Certificate]) -> reqwest::Client {
+    extra_roots
+        .iter()
+        .fold(reqwest::Client::builder(), |builder, root| {
+            builder.add_root_certificate(root.clone())
+        })
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
+/// An error and each of its sources, `: `-separated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and reqwest sometimes repeat the cause in the outer message.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The body and Content-Type of `fields` in `encoding`.

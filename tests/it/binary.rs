@@ -317,9 +317,32 @@ fn serves_https_with_a_configured_certificate() {
             .await
             .map(|r| r.status())
     });
+    // `send` names why an untrusted certificate fails, and trusts it with --ca-cert.
+    let url = format!("https://localhost:{port}");
+    let send = |extra: &[&str]| {
+        command(dir.path())
+            .env("ZEGO_CALLBACK_SECRET", "s")
+            .args(["send", "--no-retry", "--url", &url])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let untrusted = send(&[]);
+    let trusted = send(&["--ca-cert", dir.path().join("cert.pem").to_str().unwrap()]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status.unwrap(), 200);
+    let said = String::from_utf8_lossy(&untrusted.stdout);
+    assert!(
+        !untrusted.status.success() && said.contains("certificate"),
+        "{said}"
+    );
+    let said = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success() && said.contains("8 sent, 8 succeeded"),
+        "{said}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
 }
 
 #[test]

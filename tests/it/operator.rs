@@ -265,10 +265,12 @@ async fn import_twice_stores_once(backend: Backend) {
         duplicates: 0.0,
         run_id: "imp".into(),
     };
-    let lines: Vec<String> = (0..4)
+    let mut lines: Vec<String> = (0..4)
         .flat_map(|n| traffic::session(&plan, n, &mut rand::rng()))
         .map(|c| serde_json::Value::Object(c.fields).to_string())
         .collect();
+    // One bad line is rejected alone, named on stderr; the others are stored.
+    lines.insert(3, "not json".into());
     std::fs::write(dir.path().join("a.jsonl"), lines.join("\n")).unwrap();
     std::fs::write(
         dir.path().join("b.form"),
@@ -286,22 +288,24 @@ async fn import_twice_stores_once(backend: Backend) {
             .env("DATABASE_URL", &db.url)
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
         assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.contains("a.jsonl:4: rejected (malformed_body)")
+                && stderr.contains("c.json:1: rejected (missing_field)"),
+            "{stderr}"
         );
         String::from_utf8(out.stdout).unwrap()
     };
     assert_eq!(
         import().trim(),
-        "imported 26 callbacks from 3 files: stored 25, duplicate 0, conflict 0, ignored 0, rejected 1"
+        "imported 27 callbacks from 3 files: stored 25, duplicate 0, conflict 0, ignored 0, rejected 2"
     );
     let first = store.app_snapshot(5).await.unwrap();
     assert_eq!((first.events.len(), first.sessions.len()), (24, 4));
     assert_eq!(
         import().trim(),
-        "imported 26 callbacks from 3 files: stored 0, duplicate 25, conflict 0, ignored 0, rejected 1"
+        "imported 27 callbacks from 3 files: stored 0, duplicate 25, conflict 0, ignored 0, rejected 2"
     );
     assert_eq!(store.app_snapshot(5).await.unwrap(), first);
 }
