@@ -32,6 +32,23 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The ids the `open-sessions` report lists (users' SQL over the
+/// `session_summary` view).
+async fn open_sessions_report(app: &TestApp) -> Vec<String> {
+    let report = zego_room_tracker::reports::Report::find("open-sessions").unwrap();
+    let table = app
+        .store
+        .run_report(&report.bindable_sql(), &Default::default())
+        .await
+        .unwrap();
+    let id = table.columns.iter().position(|c| c == "room_session_id");
+    table
+        .rows
+        .iter()
+        .map(|r| r[id.unwrap()].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A page's sessions as (room_session_id, state).
 fn states(page: &Value) -> Vec<(&str, &str)> {
     page["items"]
@@ -445,15 +462,11 @@ async fn lifecycles_starting_in_one_millisecond_leave_one_open(backend: Backend)
     let (_, open) = app.get("/api/v1/rooms/open").await;
     assert_eq!(ids(&open), ["5"]);
 
-    let report = zego_room_tracker::reports::Report::find("open-sessions").unwrap();
-    let table = app
-        .store
-        .run_report(&report.bindable_sql(), &Default::default())
-        .await
-        .unwrap();
-    let id = table.columns.iter().position(|c| c == "room_session_id");
-    let listed: Vec<&Value> = table.rows.iter().map(|r| &r[id.unwrap()]).collect();
-    assert_eq!(listed, [&json!("5")], "the session_summary view agrees");
+    assert_eq!(
+        open_sessions_report(&app).await,
+        ["5"],
+        "the session_summary view agrees"
+    );
 }
 
 /// Where sessions tie on time, the id decides as bytes ("9" after "10") on
@@ -508,15 +521,11 @@ async fn ties_on_time_are_broken_by_the_id_as_bytes_in_every_collation() {
             path = format!("/api/v1/rooms/closed?limit=1&cursor={cursor}");
         }
         assert_eq!(paged, ["8", "11"], "{name}");
-        let report = zego_room_tracker::reports::Report::find("open-sessions").unwrap();
-        let table = app
-            .store
-            .run_report(&report.bindable_sql(), &Default::default())
-            .await
-            .unwrap();
-        let id = table.columns.iter().position(|c| c == "room_session_id");
-        let listed: Vec<&Value> = table.rows.iter().map(|r| &r[id.unwrap()]).collect();
-        assert_eq!(listed, [&json!("9")], "{name}: the session_summary view");
+        assert_eq!(
+            open_sessions_report(&app).await,
+            ["9"],
+            "{name}: the session_summary view"
+        );
     }
 }
 

@@ -153,15 +153,20 @@ mod tests {
             .await
     }
 
+    /// A run whose work fails saying the connection is unusable.
+    async fn break_connection(writer: &Writer) {
+        let broken = writer
+            .run(async |_| Err::<(), _>(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
+            .await;
+        assert!(broken.is_err());
+    }
+
     #[tokio::test]
     async fn a_broken_connection_is_replaced_on_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
         execute(&writer, "CREATE TABLE t (x)").await.unwrap();
-        let broken = writer
-            .run(async |_| Err::<(), _>(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
-            .await;
-        assert!(broken.is_err());
+        break_connection(&writer).await;
         assert_eq!(writer.status(), (0, 0), "dropped, not reused");
 
         execute(&writer, "INSERT INTO t VALUES (1)").await.unwrap();
@@ -173,10 +178,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
         execute(&writer, "CREATE TABLE t (x)").await.unwrap();
-        let broken = writer
-            .run(async |_| Err::<(), _>(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
-            .await;
-        assert!(broken.is_err());
+        break_connection(&writer).await;
         writer.close().await;
         for refused in [
             execute(&writer, "INSERT INTO t VALUES (1)").await,
