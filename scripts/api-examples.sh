@@ -14,9 +14,11 @@ PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 SECRET=demo-secret
 TOKEN=demo-token
 DIR=$(mktemp -d)
-cargo build --release -q
+# BIN skips the build and uses that binary, as in the other scripts.
+BIN=${BIN:-target/release/zego-room-tracker}
+[ "$BIN" = target/release/zego-room-tracker ] && cargo build --release -q
 DATABASE_URL="sqlite://$DIR/demo.db" ZEGO_CALLBACK_SECRET=$SECRET API_TOKENS=$TOKEN \
-  LISTEN_ADDR=127.0.0.1:$PORT target/release/zego-room-tracker 2>"$DIR/server.log" &
+  LISTEN_ADDR=127.0.0.1:$PORT "$BIN" 2>"$DIR/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 50); do curl -sf "localhost:$PORT/readyz" >/dev/null && break; sleep 0.2; done
