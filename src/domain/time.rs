@@ -62,8 +62,21 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
         DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|t| t.with_timezone(&Utc))
+            .and_then(leap_second_as_the_next)
     }?;
     (t.timestamp_millis() <= EventTime::MAX_MS).then_some(up_to_the_microsecond(t))
+}
+
+/// A leap second (`…23:59:60.5Z`, which RFC 3339 allows) as the moment
+/// after `…23:59:59.999…`, `…00:00:00.5Z`, as PostgreSQL reads it; SQLite
+/// would compare its text, `…23:59:60…`, and select other rows.
+fn leap_second_as_the_next(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let nanos = t.nanosecond();
+    if nanos < 1_000_000_000 {
+        return Some(t);
+    }
+    t.with_nanosecond(nanos - 1_000_000_000)?
+        .checked_add_signed(TimeDelta::seconds(1))
 }
 
 /// `t`, or the next whole microsecond after it (`t` itself past the end of
@@ -103,6 +116,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_leap_second_is_the_next_seconds_moment() {
+        let at = |text: &str| parse_instant(text).map(|t| t.to_rfc3339());
+        assert_eq!(at("2023-11-14T23:59:60.5Z"), at("2023-11-15T00:00:00.5Z"));
+        assert_eq!(at("2023-11-14T23:59:60Z"), at("2023-11-15T00:00:00Z"));
+        assert_eq!(
+            at("9999-12-31T23:59:60Z"),
+            None,
+            "past the last time we take"
+        );
+    }
 
     fn chrono_text(t: DateTime<Utc>) -> String {
         t.to_rfc3339_opts(SecondsFormat::Millis, true)

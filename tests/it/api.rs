@@ -198,6 +198,13 @@ async fn bad_parameters_are_400_naming_the_parameter(backend: Backend) {
         ("/api/v1/rooms/open?include_admins=yes", "include_admins"),
         ("/api/v1/deliveries?outcome=lost", "outcome"),
         ("/api/v1/sessions/not-a-number", "room_session_id"),
+        // A NUL: PostgreSQL refused it as a parameter (a 500 there).
+        ("/api/v1/rooms/closed?room_id=a%00b", "room_id"),
+        ("/api/v1/rooms/%00/sessions", "room_id"),
+        ("/api/v1/stats/close-reasons?room_id=%00", "room_id"),
+        // Not UTF-8 once decoded: axum's plain-text 400 before.
+        ("/api/v1/rooms/%FF/sessions", "path"),
+        ("/api/v1/sessions/%FF", "path"),
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
@@ -210,6 +217,55 @@ async fn bad_parameters_are_400_naming_the_parameter(backend: Backend) {
             "{path}: {body}"
         );
     }
+}
+
+/// Cursors this API never writes: a time far outside the years 0000–9999
+/// (a 500 on PostgreSQL; past 9999 the backends answered differently) or an
+/// id that is not digits (a NUL was a 500 on PostgreSQL).
+async fn forged_cursors_are_400(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 3).await;
+    for forged in [
+        "s1:-8000000000000000000:1:5",
+        "s1:8000000000000000000:1:5",
+        "s1:1709251200000000:2:1\0",
+        "s1:1709251200000000:2:-1",
+    ] {
+        for list in [
+            "/api/v1/rooms/closed",
+            "/api/v1/rooms/open",
+            "/api/v1/rooms/room-1/sessions",
+        ] {
+            let path = format!("{list}?cursor={}", hex::encode(forged));
+            let (status, body) = app.get(&path).await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (StatusCode::BAD_REQUEST, &json!("invalid_parameter")),
+                "{forged:?} {list}: {body}"
+            );
+        }
+    }
+}
+
+/// A leap second in a bound (`…23:59:60.5Z`) is the next second's moment on
+/// both backends; SQLite compared its text and selected other rows.
+async fn a_leap_second_bound_means_the_same_on_both_backends(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let midnight = 1_700_006_400_000; // 2023-11-15T00:00:00Z
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[create(1, midnight - 60_000), close(1, midnight, 1)],
+    )
+    .await;
+    let count = async |query: &str| {
+        let (_, page) = app.get(&format!("/api/v1/rooms/closed?{query}")).await;
+        ids(&page).len()
+    };
+    assert_eq!(count("from=2023-11-14T23:59:60.000001Z").await, 0);
+    assert_eq!(count("from=2023-11-14T23:59:60Z").await, 1);
+    assert_eq!(count("to=2023-11-14T23:59:60.5Z").await, 1);
+    assert_eq!(count("to=2023-11-14T23:59:60Z").await, 0);
 }
 
 async fn close_reason_stats_count_name_and_fill_empty_buckets(backend: Backend) {
@@ -1003,6 +1059,8 @@ conformance!(
     answers_have_exactly_the_fields_the_spec_documents,
     a_stay_of_no_length_is_no_presence_in_the_session_detail,
     bounds_below_the_microsecond_mean_the_same_on_both_backends,
+    forged_cursors_are_400,
+    a_leap_second_bound_means_the_same_on_both_backends,
 );
 
 /// Without `API_TOKENS`, a client that is not on this machine is refused.

@@ -42,8 +42,24 @@ pub fn wanted(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiErro
         None => Ok(headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/csv"))),
+            .is_some_and(accepts_csv)),
     }
+}
+
+/// Whether an Accept header lists `text/csv` with a quality above zero
+/// (`text/csv;q=0` means "not CSV").
+fn accepts_csv(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let is_csv = parts
+            .next()
+            .is_some_and(|media| media.eq_ignore_ascii_case("text/csv"));
+        let quality = parts
+            .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        is_csv && quality > 0.0
+    })
 }
 
 /// `query.limit` is the page size plus one (the look-ahead row).
@@ -123,4 +139,24 @@ fn render(rows: &[ListedSession], header: bool) -> Vec<u8> {
         .expect("writing to memory");
     }
     out.into_inner().expect("writing to memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_csv;
+
+    #[test]
+    fn csv_is_wanted_when_accept_lists_it_above_quality_zero() {
+        for (accept, csv) in [
+            ("text/csv", true),
+            ("application/json, text/csv;q=0.5", true),
+            ("Text/CSV", true),
+            ("application/json;q=1, text/csv;q=0", false),
+            ("text/csv; q=0.0", false),
+            ("application/json", false),
+            ("*/*", false),
+        ] {
+            assert_eq!(accepts_csv(accept), csv, "{accept:?}");
+        }
+    }
 }

@@ -72,7 +72,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         match presented {
             None => Err(ApiError::unauthorized(
                 "send Authorization: Bearer <token> with a token from API_TOKENS",
@@ -97,6 +97,34 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme's name
+/// is case-insensitive (RFC 9110), so `bearer` and `BEARER` are accepted,
+/// and so is more than one space after it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, token) in [
+            ("Bearer t1", Some("t1")),
+            ("bearer t1", Some("t1")),
+            ("BEARER  t1", Some("t1")),
+            ("Basic t1", None),
+            ("Bearer ", None),
+            ("Bearer", None),
+        ] {
+            assert_eq!(bearer_token(value), token, "{value:?}");
         }
     }
 }

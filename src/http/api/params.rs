@@ -1,9 +1,9 @@
 //! Query-string parameters of the query API, parsed strictly: every bad value
 //! is a 400 whose message names the parameter.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::time::parse_instant;
@@ -24,6 +24,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(q)| ApiQuery(q))
             .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))
+    }
+}
+
+/// Axum's `Path`, with a bad segment (not UTF-8 once percent-decoded)
+/// answered as the JSON `invalid_parameter` every other bad input gets.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| ApiPath(p))
+            .map_err(|e| ApiError::invalid_parameter("path", e.body_text()))
+    }
+}
+
+/// A room id to look up. A NUL character cannot be in any stored one (JSON
+/// text can carry it, PostgreSQL text cannot hold it) and PostgreSQL
+/// refuses it as a parameter, so it is a 400 here on both backends.
+pub fn room_id(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(id) if id.contains('\0') => Err(ApiError::invalid_parameter(
+            "room_id",
+            "must not contain a NUL character",
+        )),
+        other => Ok(other),
     }
 }
 
@@ -135,9 +163,17 @@ pub fn session_cursor(raw: Option<&str>) -> Result<Option<SessionKey>, ApiError>
         .and_then(|b| String::from_utf8(b).ok());
     let key = decoded.as_deref().and_then(|text| {
         let mut parts = text.strip_prefix("s1:")?.splitn(3, ':');
+        // Only what this API writes into a cursor: a time in the years
+        // 0000–9999 (PostgreSQL refused one far outside them, a 500, and
+        // the backends compared one past 9999 differently) and an id of
+        // digits (PostgreSQL refused a NUL in it).
         let at = Utc.timestamp_micros(parts.next()?.parse().ok()?).single()?;
+        let at = (0..=9999).contains(&at.year()).then_some(at)?;
         let appid = parts.next()?.parse().ok()?;
-        let room_session_id = parts.next()?.to_owned();
+        let room_session_id = parts.next()?;
+        let digits = (1..=20).contains(&room_session_id.len())
+            && room_session_id.bytes().all(|b| b.is_ascii_digit());
+        let room_session_id = digits.then(|| room_session_id.to_owned())?;
         Some(SessionKey {
             at,
             appid,

@@ -1,14 +1,14 @@
 //! Room lists: closed rooms (JSON or CSV), one room's history, open rooms.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::csv_export;
-use super::params::{self, ApiQuery};
+use super::params::{self, ApiPath, ApiQuery};
 use super::views::{Page, SessionView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -65,7 +65,7 @@ pub async fn list_closed(
     let limit = params::limit(p.limit.as_deref())?;
     let query = ClosedQuery {
         appid: params::appid(p.appid.as_deref())?,
-        room_id: p.room_id.clone(),
+        room_id: params::room_id(p.room_id.clone())?,
         close_reasons: params::codes("close_reason", p.close_reason.as_deref())?,
         from,
         to,
@@ -121,10 +121,10 @@ impl SessionListParams {
                (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
 pub async fn room_history(
     State(state): State<AppState>,
-    Path(room_id): Path<String>,
+    ApiPath(room_id): ApiPath<String>,
     ApiQuery(p): ApiQuery<SessionListParams>,
 ) -> Result<Json<Page<SessionView>>, ApiError> {
-    let (query, limit) = p.query(Some(room_id))?;
+    let (query, limit) = p.query(params::room_id(Some(room_id))?)?;
     let rows = state.store.room_history(&query).await?;
     Ok(Json(page(rows, limit, started_key)))
 }

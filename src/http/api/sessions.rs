@@ -3,14 +3,14 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
-use super::params::{self, ApiQuery};
+use super::params::{self, ApiPath, ApiQuery};
 use super::views::{ParticipantView, SessionDetail, SessionView, TimelineEntry};
 use crate::domain::ADMIN_ROLE;
 use crate::domain::RoomSessionId;
@@ -42,7 +42,7 @@ pub struct DetailParams {
                (status = 409, description = "Known under several appids; add `appid`", body = super::ErrorBody)))]
 pub async fn session_detail(
     State(state): State<AppState>,
-    Path(raw_id): Path<String>,
+    ApiPath(raw_id): ApiPath<String>,
     ApiQuery(p): ApiQuery<DetailParams>,
 ) -> Result<Json<SessionDetail>, ApiError> {
     let id: RoomSessionId = raw_id.parse().map_err(|_| {

@@ -70,7 +70,7 @@ pub async fn close_reasons(
     }
     let query = StatsQuery {
         appid: params::appid(p.appid.as_deref())?,
-        room_id: p.room_id,
+        room_id: params::room_id(p.room_id)?,
         from,
         to,
         bucket,
