@@ -112,12 +112,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
     pub group_commit: bool,
 
-    /// Most callbacks in one group-commit transaction.
+    /// Most callbacks in one group-commit transaction (1 to 1000).
     #[arg(long, env = "GROUP_COMMIT_MAX_BATCH", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub group_commit_max_batch: u64,
 
-    /// Group-commit transactions in flight at once on PostgreSQL (SQLite: always 1).
+    /// Group-commit transactions in flight at once on PostgreSQL, 1 to 64 (SQLite: always 1).
     /// One by default: on a small machine one writer with large batches beats
     /// several with small ones (docs/benchmarks.md); raise it where
     /// PostgreSQL has cores to spare.
@@ -140,7 +140,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 
-    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting.
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT; then
+    /// the database connections get as long again (at least 5 s) to close
+    /// before the process exits, so allow twice this (or this + 5 s).
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 

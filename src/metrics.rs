@@ -66,9 +66,21 @@ pub fn record_callback(event: Option<&str>, outcome: &Outcome, lag: Option<Durat
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     histogram!(
         "zrt_http_request_duration_seconds",
-        "method" => method.to_owned(), "route" => route.to_owned(), "status" => status.to_string()
+        "method" => method_label(method), "route" => route.to_owned(), "status" => status.to_string()
     )
     .record(elapsed.as_secs_f64());
+}
+
+/// The methods HTTP defines by name, and `other`: a client can send any
+/// token as a method, and each would otherwise be a new series.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 /// Database connections open and idle, sampled at scrape time.

@@ -19,7 +19,7 @@ pub struct PurgeArgs {
     #[arg(long)]
     sessions: bool,
 
-    /// Deliveries or sessions per transaction.
+    /// Deliveries or sessions per transaction (1 to 100,000).
     /// A late callback of a session in the batch being deleted waits for
     /// that transaction (answered 503 past DATABASE_TIMEOUT_MS, and ZEGO
     /// retries it): smaller batches keep that wait short.
@@ -35,8 +35,13 @@ pub async fn run(args: PurgeArgs) -> Result<(), String> {
     let cutoff = chrono::Utc::now()
         - chrono::Duration::from_std(args.older_than)
             .map_err(|_| "--older-than is too large".to_owned())?;
+    let what = if args.sessions {
+        "deliveries received, and sessions whose events all happened,"
+    } else {
+        "deliveries received"
+    };
     eprintln!(
-        "purging everything older than {}",
+        "purging {what} before {}",
         cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     let last = std::cell::Cell::new(Instant::now());

@@ -75,12 +75,17 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 /// PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57
 /// (operator intervention: shutdown, statement timeout), 55P03 (lock
-/// timeout), 40 (serialization failure or deadlock: safe to retry).
+/// timeout), 40 (serialization failure or deadlock: safe to retry); and
+/// what an operator fixes while ZEGO retries: 3D000 (the database does not
+/// exist, say dropped under a running service) and class 28 (the login was
+/// refused: a changed password, a dropped role). Those are not bugs, and
+/// as a 500 they slipped past an alert on 503s while `/readyz` said 500.
 fn is_transient_sqlstate(code: &str) -> bool {
-    ["08", "53", "57", "40"]
+    ["08", "53", "57", "40", "28"]
         .iter()
         .any(|class| code.starts_with(class))
         || code == "55P03"
+        || code == "3D000"
 }
 
 /// SQLite primary codes BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
@@ -100,6 +105,8 @@ mod tests {
         assert!(is_transient_sqlstate("57P01"));
         assert!(is_transient_sqlstate("57014"));
         assert!(is_transient_sqlstate("55P03"));
+        assert!(is_transient_sqlstate("3D000"));
+        assert!(is_transient_sqlstate("28P01"));
         assert!(!is_transient_sqlstate("23505"));
         assert!(is_transient_sqlite_code("5")); // SQLITE_BUSY
         assert!(is_transient_sqlite_code("517")); // SQLITE_BUSY_SNAPSHOT

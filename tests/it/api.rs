@@ -894,6 +894,10 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
     let login = fixture("room_login.json");
     app.post("/callbacks/room_login", json_body(&signed(login)))
         .await;
+    // Any token is a method to HTTP: unknown ones share one series.
+    let odd = reqwest::Method::from_bytes(b"FOOBAR").unwrap();
+    let answer = app.client.request(odd, app.url("/healthz")).send().await;
+    assert_eq!(answer.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
     let (status, headers, text) = app.get_raw("/metrics", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -909,9 +913,11 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
         "zrt_http_request_duration_seconds_bucket{method=\"POST\",route=\"/callbacks/{event}\",status=\"200\"",
         "zrt_callback_lag_seconds_bucket{event=\"room_close\"",
         "zrt_db_pool_connections{state=\"open\"}",
+        "zrt_http_request_duration_seconds_bucket{method=\"other\",route=\"/healthz\",status=\"405\"",
     ] {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
+    assert!(!text.contains("FOOBAR"), "a sender's method made a series");
     // Every step a write transaction went through (the duplicate close
     // looked its event up; the login read its presence group). PostgreSQL
     // runs the first ones as one statement (`recorder::record_at_once`).

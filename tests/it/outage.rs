@@ -46,6 +46,38 @@ async fn postgres_outage_answers_503_and_the_retry_is_stored() {
     assert!(snapshot.sessions[0].closed_at.is_some() && snapshot.sessions[0].created_at.is_some());
 }
 
+/// The database dropped under a running service (or its login refused) is
+/// unavailable, not a bug: `/readyz` and callbacks answer 503, which alerts
+/// on 503s and ZEGO's retries cover. It was a 500 `internal_error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_postgres_database_is_503_not_500() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let admin = format!("{}/postgres", db.url.rsplit_once('/').unwrap().0);
+    let name = db.url.rsplit_once('/').unwrap().1.to_owned();
+    let store = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let delivery = json_body(&signed(fixture("room_close.json")));
+    let (status, body) = app.post("/callbacks/room_close", delivery).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        )
+    );
+}
+
 /// The group-commit writer's held connection stops answering (a hung
 /// server, a middlebox that lost the connection's state) while new
 /// connections work: the batch on it fails as unavailable after ten
