@@ -146,7 +146,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
-    /// Log line format.
+    /// Log line format. Which lines: RUST_LOG (default info; e.g.
+    /// info,sqlx=warn), read from the environment only.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
