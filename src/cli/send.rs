@@ -164,9 +164,8 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.duplicates) {
         return Err("--duplicates must be between 0 and 1".into());
     }
-    let mut sender = Sender::new(&args.url, "")
-        .map_err(|e| format!("--url: {e}"))?
-        .with_secrets(signing_secrets(&args)?);
+    let mut sender = Sender::signing_with(&args.url, signing_secrets(&args)?)
+        .map_err(|e| format!("--url: {e}"))?;
     if let Some(path) = &args.ca_cert {
         let pem = std::fs::read(path)
             .map_err(|e| format!("--ca-cert: cannot read {}: {e}", path.display()))?;

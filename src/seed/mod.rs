@@ -17,6 +17,7 @@ mod postgres;
 mod sqlite;
 
 use sha2::{Digest, Sha256};
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 pub use postgres::{check_postgres, seed_postgres};
 pub use sqlite::{check_sqlite, seed_sqlite};
@@ -87,6 +88,47 @@ impl SeededCounts {
         }
         None
     }
+}
+
+/// What the database on `conn` holds that tells which flags seeded it (the
+/// same statements on both backends; `rollup_diff` is the backend's
+/// recount). The big session is looked up by the appid and id `plan`
+/// gives it.
+async fn seeded_counts<DB>(
+    conn: &mut DB::Connection,
+    plan: &Plan,
+    rollup_diff: &str,
+) -> Result<SeededCounts, String>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB> + Decode<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+{
+    let db = |e: sqlx::Error| format!("database error: {e}");
+    let big = plan.session(plan.big, &mut Vec::new());
+    let big_session_intervals = sqlx::query_scalar::<DB, i64>(
+        "SELECT count(*) FROM presence_intervals WHERE appid = $1 AND room_session_id = $2",
+    )
+    .bind(big.appid)
+    .bind(big.room_session_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut count = async |sql: &str| {
+        sqlx::query_scalar::<DB, i64>(sql)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)
+    };
+    Ok(SeededCounts {
+        sessions: count("SELECT count(*) FROM room_sessions").await?,
+        intervals: count("SELECT count(*) FROM presence_intervals").await?,
+        big_session_intervals,
+        rollup_rows_differing: count(rollup_diff).await?,
+    })
 }
 
 /// Counts and timings of a seed run.

@@ -54,25 +54,10 @@ async fn scalar_i64(conn: &mut SqliteConnection, sql: &str) -> Result<i64, Strin
     sqlx::query_scalar(sql).fetch_one(conn).await.map_err(db)
 }
 
-/// What the database holds that tells which flags seeded it; the big
-/// session is looked up by the appid and id `plan` gives it.
+/// What the database holds that tells which flags seeded it (`seed --check`).
 pub async fn check_sqlite(url: &str, plan: &Plan) -> Result<SeededCounts, String> {
     let mut conn = connect(url).await?;
-    let big = plan.session(plan.big, &mut Vec::new());
-    let big_session_intervals = sqlx::query_scalar(
-        "SELECT count(*) FROM presence_intervals WHERE appid = ? AND room_session_id = ?",
-    )
-    .bind(big.appid)
-    .bind(&big.room_session_id)
-    .fetch_one(&mut conn)
-    .await
-    .map_err(db)?;
-    let counts = SeededCounts {
-        sessions: scalar_i64(&mut conn, "SELECT count(*) FROM room_sessions").await?,
-        intervals: scalar_i64(&mut conn, "SELECT count(*) FROM presence_intervals").await?,
-        big_session_intervals,
-        rollup_rows_differing: scalar_i64(&mut conn, ROLLUP_DIFF).await?,
-    };
+    let counts = super::seeded_counts::<sqlx::Sqlite>(&mut conn, plan, ROLLUP_DIFF).await?;
     conn.close().await.map_err(db)?;
     Ok(counts)
 }

@@ -86,8 +86,19 @@ pub struct Sender {
 
 impl Sender {
     /// A sender to the service at `base_url` (`http://host:port`, or with
-    /// a path prefix); an error says why the URL cannot be one.
+    /// a path prefix) that signs everything with `secret`; an error says why
+    /// the URL cannot be one.
     pub fn new(base_url: &str, secret: &str) -> Result<Sender, String> {
+        Sender::signing_with(
+            base_url,
+            SecretBook::new(vec![Secret::new(secret)], Default::default()),
+        )
+    }
+
+    /// The same, signing each appid with the first of its secrets in
+    /// `secrets` and other appids with the first shared one, like a server
+    /// reading ZEGO_APP_SECRETS and ZEGO_CALLBACK_SECRET.
+    pub fn signing_with(base_url: &str, secrets: SecretBook) -> Result<Sender, String> {
         let base_url = reqwest::Url::parse(base_url)
             .map_err(|e| e.to_string())
             .and_then(|url| match url.scheme() {
@@ -98,10 +109,7 @@ impl Sender {
         Ok(Sender {
             client: client(&[]),
             base_url,
-            secrets: std::sync::Arc::new(SecretBook::new(
-                vec![Secret::new(secret)],
-                Default::default(),
-            )),
+            secrets: std::sync::Arc::new(secrets),
             encoding: Encoding::Json,
             typed_paths: true,
             retry_schedule: ZEGO_RETRY_SCHEDULE.to_vec(),
@@ -118,14 +126,6 @@ impl Sender {
         }
         self.client = client(&roots);
         Ok(self)
-    }
-
-    /// Signs each appid with the first of its secrets in `secrets`, like a
-    /// server reading ZEGO_APP_SECRETS, and other appids with `secrets`'
-    /// first shared one (replacing the secret given to [`Sender::new`]).
-    pub fn with_secrets(mut self, secrets: SecretBook) -> Sender {
-        self.secrets = std::sync::Arc::new(secrets);
-        self
     }
 
     /// The secret `fields` are signed with: their appid's first, else the
@@ -304,9 +304,8 @@ mod tests {
     fn an_appid_is_read_as_the_server_reads_it_to_pick_the_secret() {
         let mut per_app = std::collections::HashMap::new();
         per_app.insert(1, vec![Secret::new("one")]);
-        let sender = Sender::new("http://127.0.0.1:1", "")
-            .unwrap()
-            .with_secrets(SecretBook::new(vec![Secret::new("shared")], per_app));
+        let secrets = SecretBook::new(vec![Secret::new("shared")], per_app);
+        let sender = Sender::signing_with("http://127.0.0.1:1", secrets).unwrap();
         let secret = |appid: Value| {
             let fields = json!({ "appid": appid }).as_object().unwrap().clone();
             sender.secret_for(&fields).to_owned()

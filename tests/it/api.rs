@@ -531,11 +531,7 @@ async fn lifecycles_starting_in_one_millisecond_leave_one_open(backend: Backend)
 /// "9") made PostgreSQL open and list the other one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ties_on_time_are_broken_by_the_id_as_bytes_in_every_collation() {
-    let Some(numeric) = TestDb::postgres_with(
-        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US-u-kn-true' LOCALE 'C.UTF-8'",
-    )
-    .await
-    else {
+    let Some(numeric) = TestDb::postgres_icu("en-US-u-kn-true").await else {
         return; // PostgreSQL unavailable outside CI: the banner said so
     };
     let databases = [

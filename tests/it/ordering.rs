@@ -249,11 +249,7 @@ async fn the_smallest_room_id_is_the_same_in_every_collation_and_batching() {
         fields.insert("appid".into(), serde_json::json!(appid));
         assessed(&signed(fields), kind)
     };
-    let Some(en_us) = TestDb::postgres_with(
-        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
-    )
-    .await
-    else {
+    let Some(en_us) = TestDb::postgres_icu("en-US").await else {
         return; // PostgreSQL unavailable outside CI: the banner said so
     };
     let databases = [

@@ -3,10 +3,11 @@
 
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::time::parse_instant;
+use crate::domain::{EventTime, RoomSessionId};
 use crate::http::error::ApiError;
 use crate::store::query::SessionKey;
 
@@ -163,17 +164,14 @@ pub fn session_cursor(raw: Option<&str>) -> Result<Option<SessionKey>, ApiError>
         .and_then(|b| String::from_utf8(b).ok());
     let key = decoded.as_deref().and_then(|text| {
         let mut parts = text.strip_prefix("s1:")?.splitn(3, ':');
-        // Only what this API writes into a cursor: a time in the years
-        // 0000–9999 (PostgreSQL refused one far outside them, a 500, and
-        // the backends compared one past 9999 differently) and an id of
-        // digits (PostgreSQL refused a NUL in it).
+        // Only what this API writes into a cursor, a stored session's key:
+        // an event time (PostgreSQL refused one far outside 1970–9999, a
+        // 500, and the backends compared one past 9999 differently) and a
+        // room session id (PostgreSQL refused a NUL in it).
         let at = Utc.timestamp_micros(parts.next()?.parse().ok()?).single()?;
-        let at = (0..=9999).contains(&at.year()).then_some(at)?;
+        EventTime::from_millis(at.timestamp_millis())?;
         let appid = parts.next()?.parse().ok()?;
-        let room_session_id = parts.next()?;
-        let digits = (1..=20).contains(&room_session_id.len())
-            && room_session_id.bytes().all(|b| b.is_ascii_digit());
-        let room_session_id = digits.then(|| room_session_id.to_owned())?;
+        let room_session_id = parts.next()?.parse::<RoomSessionId>().ok()?.to_string();
         Some(SessionKey {
             at,
             appid,

@@ -52,8 +52,16 @@ impl TestDb {
         TestDb::postgres_with("").await
     }
 
-    /// A PostgreSQL database made by `CREATE DATABASE name {options}`: a
-    /// collation other than the server's default, say.
+    /// A PostgreSQL database whose collation is ICU's `locale` (e.g.
+    /// `en-US`, where `a` sorts before `B`), not the server's default.
+    pub async fn postgres_icu(locale: &str) -> Option<TestDb> {
+        TestDb::postgres_with(&format!(
+            "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{locale}' LOCALE 'C.UTF-8'"
+        ))
+        .await
+    }
+
+    /// A PostgreSQL database made by `CREATE DATABASE name {options}`.
     pub async fn postgres_with(options: &str) -> Option<TestDb> {
         let admin = admin_url()?;
         let name = format!("{DB_PREFIX}{:016x}", rand::random::<u64>());
