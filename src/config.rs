@@ -33,6 +33,7 @@ pub struct DatabaseArgs {
 
     /// Milliseconds to wait for a connection, lock or statement before
     /// answering 503 (ZEGO then retries) instead of holding the request.
+    /// Migrations are not bound by it, only their connecting.
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub database_timeout_ms: u64,

@@ -209,10 +209,10 @@ async fn concurrent_identical_deliveries(app: &TestApp) {
     // The very same body 32 times at once (same nonce: a network-level retry),
     // then the same event re-signed 32 times at once (ZEGO-level retries).
     let same = json_body(&signed(fixture("room_login_current.json")));
-    let requests = (0..32).map(|_| app.post("/callbacks/room_login", same.clone()));
+    let requests = (0..32).map(|_| app.post_as_zego("/callbacks/room_login", same.clone()));
     let first = join_all(requests).await;
     let resigned = (0..32).map(|_| {
-        app.post(
+        app.post_as_zego(
             "/callbacks/room_login",
             json_body(&signed(fixture("room_login_current.json"))),
         )

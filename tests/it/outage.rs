@@ -46,6 +46,38 @@ async fn postgres_outage_answers_503_and_the_retry_is_stored() {
     assert!(snapshot.sessions[0].closed_at.is_some() && snapshot.sessions[0].created_at.is_some());
 }
 
+/// A migration is not bound by DATABASE_TIMEOUT_MS, which is for callbacks
+/// and reads: a process starting while another migrates waits for it (here
+/// the migrations table is held, as while another process's migration
+/// runs), and a migration that rebuilds an index on a large table takes
+/// as long as it takes. Under the limit, both failed and `serve` did not
+/// start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_outlasting_the_database_timeout_still_runs() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let first = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    first.migrate().await.unwrap();
+
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    holder
+        .execute("BEGIN; LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let options = store::ConnectOptions {
+        timeout: Duration::from_millis(200),
+        ..test_connect_options()
+    };
+    let second = store::connect(&db.url, &options).await.unwrap();
+    let migrating = tokio::spawn(async move { second.migrate().await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!migrating.is_finished(), "{:?}", migrating.await);
+    holder.execute("COMMIT").await.unwrap();
+    let migrated = tokio::time::timeout(Duration::from_secs(10), migrating).await;
+    assert!(matches!(migrated, Ok(Ok(Ok(())))), "{migrated:?}");
+}
+
 /// The database dropped under a running service (or its login refused) is
 /// unavailable, not a bug: `/readyz` and callbacks answer 503, which alerts
 /// on 503s and ZEGO's retries cover. It was a 500 `internal_error`.
@@ -91,8 +123,10 @@ async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
     use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
 
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    // Short, for a short test; not so short that a busy machine's first
+    // write outlasts it.
     let options = ConnectOptions {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_millis(1000),
         ..test_connect_options()
     };
     let (proxy, store) = store_behind_proxy(&db, &options).await;
@@ -136,8 +170,10 @@ async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    // Long enough for the loop below to see the write wait for its lock
+    // (it gives up after this) on a busy machine.
     let options = store::ConnectOptions {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_millis(1000),
         ..test_connect_options()
     };
     let (proxy, store) = store_behind_proxy(&db, &options).await;
@@ -163,7 +199,11 @@ async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
     let count = async |conn: &mut sqlx::PgConnection, sql: &str| -> i64 {
         sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
     };
-    while count(&mut holder, &waiting).await == 0 {
+    // Watched from a connection outside any transaction: one inside sees
+    // pg_stat_activity as it was at its first look until it ends.
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    while count(&mut watcher, &waiting).await == 0 {
+        assert!(!writing.is_finished(), "{:?}", writing.await);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     proxy.silence();
@@ -174,7 +214,7 @@ async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
     let started = Instant::now();
     let mut seen_idle = false;
     loop {
-        let n = count(&mut holder, &idle).await;
+        let n = count(&mut watcher, &idle).await;
         seen_idle |= n > 0;
         if (seen_idle && n == 0) || started.elapsed() > Duration::from_secs(10) {
             break;

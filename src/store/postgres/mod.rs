@@ -431,11 +431,24 @@ impl Store for PgStore {
         }))
     }
 
+    /// On a connection of its own without DATABASE_TIMEOUT_MS: that limit
+    /// is for callbacks and reads, while a migration takes as long as its
+    /// table's size makes it (0005 rebuilds an index, about 10 s at 10 M
+    /// sessions), and a second process starting meanwhile waits that long
+    /// for sqlx's migration lock. Both would fail half-way under it. Only
+    /// opening the connection is bounded by it.
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
+        // The later `-c` of a setting wins in PostgreSQL's startup options.
+        let unlimited = (*self.pool.connect_options())
+            .clone()
+            .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+        let one = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with(unlimited);
+        let migrated = sqlx::migrate!("migrations/postgres").run(&one).await;
+        one.close().await;
+        Ok(migrated?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
