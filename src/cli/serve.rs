@@ -9,17 +9,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     telemetry::init(args.log_format);
     let tls = match &config.tls {
         None => None,
-        Some((cert, key)) => Some(
-            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot load TLS_CERT_PATH {} with TLS_KEY_PATH {}: {e}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?,
-        ),
+        Some((cert, key)) => Some(http::tls::load(cert, key).await?),
     };
     let store = open_store(&args.database).await?;
     // Checked with group commit off too, so a wrong value is never silently ignored.

@@ -5,6 +5,7 @@ mod callbacks;
 pub mod error;
 mod health;
 pub mod openapi;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;

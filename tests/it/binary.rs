@@ -366,8 +366,80 @@ fn half_a_tls_setting_or_a_missing_certificate_is_named_at_startup() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("cannot load TLS_CERT_PATH missing.pem"),
+        !out.status.success()
+            && stderr.contains("cannot load TLS_CERT_PATH missing.pem: No such file"),
         "{stderr}"
+    );
+}
+
+/// A PostgreSQL that refuses connections stops startup with the cause,
+/// not the pool's "timed out".
+#[test]
+fn an_unreachable_postgres_is_named_with_its_cause_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/zrt");
+    let out = command(dir.path())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("DATABASE_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(&format!(
+                "cannot migrate the database at DATABASE_URL {url}"
+            ))
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+}
+
+/// Each wrong file is named by its own setting: the certificate and the
+/// key swapped, or a key that is not the certificate's.
+#[test]
+fn a_wrong_certificate_or_key_file_is_named_by_its_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let files = [
+        ("cert.pem", ours.cert.pem()),
+        ("key.pem", ours.signing_key.serialize_pem()),
+        ("other-key.pem", other.signing_key.serialize_pem()),
+    ];
+    for (name, pem) in files {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let start = |cert: &str, key: &str| {
+        let out = command(dir.path())
+            .env("ZEGO_CALLBACK_SECRET", "s")
+            .env("TLS_CERT_PATH", cert)
+            .env("TLS_KEY_PATH", key)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let swapped = start("key.pem", "cert.pem");
+    assert!(
+        swapped.contains("cannot load TLS_CERT_PATH key.pem: it holds no PEM certificate"),
+        "{swapped}"
+    );
+    let key_is_a_cert = start("cert.pem", "cert.pem");
+    assert!(
+        key_is_a_cert
+            .contains("cannot load TLS_KEY_PATH cert.pem: it holds no usable PEM private key"),
+        "{key_is_a_cert}"
+    );
+    let mismatched = start("cert.pem", "other-key.pem");
+    assert!(
+        mismatched.contains("TLS_KEY_PATH other-key.pem is not the key of TLS_CERT_PATH cert.pem"),
+        "{mismatched}"
     );
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use sqlx::migrate::MigrateError;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{
@@ -393,6 +394,19 @@ fn connection_lost(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Why no connection opens within `limit`: the error of one attempt, or
+/// the pool's timeout if that attempt times out too (or, now, succeeds).
+async fn why_no_connection(options: &PgConnectOptions, limit: Duration) -> StoreError {
+    match tokio::time::timeout(limit, PgConnection::connect_with(options)).await {
+        Ok(Err(cause)) => StoreError::from(cause),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+        }
+        Err(_) => StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> Backend {
@@ -442,13 +456,22 @@ impl Store for PgStore {
         let unlimited = (*self.pool.connect_options())
             .clone()
             .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+        let limit = self.pool.options().get_acquire_timeout();
         let one = PgPoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(self.pool.options().get_acquire_timeout())
-            .connect_lazy_with(unlimited);
+            .acquire_timeout(limit)
+            .connect_lazy_with(unlimited.clone());
         let migrated = sqlx::migrate!("migrations/postgres").run(&one).await;
         one.close().await;
-        Ok(migrated?)
+        match migrated {
+            // The pool retries a refused or failed connection until the
+            // limit and then says only that it timed out; one more attempt
+            // names the cause for the startup error.
+            Err(MigrateError::Execute(sqlx::Error::PoolTimedOut)) => {
+                Err(why_no_connection(&unlimited, limit).await)
+            }
+            migrated => Ok(migrated?),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
