@@ -237,6 +237,9 @@ pub struct Summary {
     pub status: BTreeMap<String, usize>,
     /// `stored`, `duplicate`, … (2xx) or `http_503`, `unreachable`.
     pub outcomes: BTreeMap<String, usize>,
+    /// Per failed outcome, the answer (or transport error) of its first
+    /// callback: what a count alone cannot say (which 400, why unreachable).
+    pub first_failures: BTreeMap<String, String>,
     /// Send to answer, of the last attempt.
     pub latency_ms: Percentiles,
     /// With `--rate`: how late callbacks were started against the schedule.
@@ -256,10 +259,17 @@ impl Summary {
         let all: Vec<&Record> = sessions.iter().flatten().collect();
         let mut status = BTreeMap::new();
         let mut outcomes = BTreeMap::new();
+        let mut first_failures = BTreeMap::new();
         for r in &all {
             let code = r.sent.status.map_or("none".into(), |s| s.to_string());
             *status.entry(code).or_default() += 1;
-            *outcomes.entry(r.sent.outcome()).or_default() += 1;
+            let outcome = r.sent.outcome();
+            if !r.sent.succeeded() {
+                first_failures
+                    .entry(outcome.clone())
+                    .or_insert_with(|| shortened(&r.sent.answer));
+            }
+            *outcomes.entry(outcome).or_default() += 1;
         }
         let succeeded = all.iter().filter(|r| r.sent.succeeded()).count();
         let secs = elapsed.as_secs_f64();
@@ -281,6 +291,7 @@ impl Summary {
             failed: all.len() - succeeded,
             status,
             outcomes,
+            first_failures,
             latency_ms: Percentiles::of(all.iter().map(|r| r.sent.latency).collect()),
             schedule_lag_ms: None,
             latency_from_schedule_ms: None,
@@ -335,7 +346,20 @@ impl std::fmt::Display for Summary {
                 lag.p99, lag.max, from.p99
             )?;
         }
+        for (outcome, answer) in &self.first_failures {
+            write!(f, "; first {outcome}: {answer}")?;
+        }
         Ok(())
+    }
+}
+
+/// An answer cut to one line of at most 200 characters, for the summary.
+fn shortened(answer: &str) -> String {
+    const MAX: usize = 200;
+    let line = answer.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
     }
 }
 
@@ -400,10 +424,18 @@ mod tests {
             json["outcomes"],
             serde_json::json!({"stored": 1, "duplicate": 1, "http_503": 1, "unreachable": 1})
         );
+        assert_eq!(
+            json["first_failures"],
+            serde_json::json!({"http_503": "{}", "unreachable": "connection refused"})
+        );
         assert!(json["schedule_lag_ms"].is_null());
         let line = s.to_string();
         assert!(
             line.starts_with("1 sessions, 4 callbacks in 2.0 s (2/s): duplicate=1 http_503=1 stored=1 unreachable=1; latency ms p50 3.0"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; first http_503: {}; first unreachable: connection refused"),
             "{line}"
         );
     }
