@@ -33,6 +33,15 @@ pub struct RawCallback {
     pub body: bytes::Bytes,
 }
 
+impl RawCallback {
+    /// The arrival time to record now, in whole milliseconds: what the API
+    /// shows and what both backends store alike (SQLite's text keeps every
+    /// digit it is given, PostgreSQL microseconds).
+    pub fn arrival_now() -> DateTime<Utc> {
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3)
+    }
+}
+
 /// Decodes, verifies and classifies `raw`. `expected` is the event the path
 /// is for (`None` for `POST /callbacks`, which takes it from the body).
 pub fn assess(policy: &VerifyPolicy, expected: Option<EventKind>, raw: RawCallback) -> Delivery {

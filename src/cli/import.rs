@@ -33,7 +33,7 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         for (line, body) in bodies(&text) {
             let raw = RawCallback {
-                received_at: chrono::Utc::now(),
+                received_at: RawCallback::arrival_now(),
                 remote_addr: None,
                 endpoint: format!("import:{}:{line}", file.display()),
                 content_type: None,

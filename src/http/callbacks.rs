@@ -8,7 +8,6 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use chrono::{SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -134,8 +133,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<RawBody, ApiError> {
         let limit = AppState::from_ref(state).body_limit;
-        // Millisecond precision: what the API shows and what both backends store alike.
-        let received_at = Utc::now().trunc_subsecs(3);
+        let received_at = RawCallback::arrival_now();
         let (parts, body) = req.into_parts();
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
         // Refuse before reading when the sender announces too much.

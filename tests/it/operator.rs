@@ -303,6 +303,23 @@ async fn import_twice_stores_once(backend: Backend) {
     );
     let first = store.app_snapshot(5).await.unwrap();
     assert_eq!((first.events.len(), first.sessions.len()), (24, 4));
+    // Arrival times in whole milliseconds, as for HTTP deliveries: SQLite
+    // kept every nanosecond digit, PostgreSQL microseconds.
+    let archived = store
+        .list_deliveries(&zego_room_tracker::store::DeliveryFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(archived.len(), 27);
+    assert!(
+        archived
+            .iter()
+            .all(|d| d.received_at.timestamp_subsec_nanos() % 1_000_000 == 0),
+        "{:?}",
+        archived.iter().map(|d| d.received_at).collect::<Vec<_>>()
+    );
     assert_eq!(
         import().trim(),
         "imported 27 callbacks from 3 files: stored 0, duplicate 25, conflict 0, ignored 0, rejected 2"
