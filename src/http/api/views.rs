@@ -58,7 +58,8 @@ pub struct SessionView {
     pub close_reason: Option<i64>,
     /// `normal`, `heartbeat_timeout`, `last_user_disconnected`, `last_user_kicked_out` or `unknown`.
     pub close_reason_name: Option<&'static str>,
-    /// `closed_at - created_at`; null while either is unknown.
+    /// `closed_at - created_at`; null while either is unknown, negative if
+    /// ZEGO stamped the close before the create (clock skew, kept as sent).
     pub duration_ms: Option<i64>,
     pub creator: Option<String>,
     /// Distinct users (admins, role 4, excluded unless `include_admins=true`).
@@ -107,6 +108,8 @@ pub struct ParticipantView {
     pub logout_at: Option<Timestamp>,
     pub logout_reason: Option<i64>,
     pub logout_reason_name: Option<&'static str>,
+    /// `logout_at - login_at`; null while the stay is open, its login time
+    /// unknown, or the logout stamped before the login (clock skew).
     pub duration_ms: Option<i64>,
 }
 
