@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use crate::domain::presence::PresenceInterval;
-use crate::store::merge::{GroupKey, LifecycleMerge, SessionTouch, outcome_reason};
+use crate::store::merge::{GroupKey, LifecycleMerge, SessionKey, SessionTouch, outcome_reason};
 use crate::store::recorder::{ArchiveRow, CloseCount, NewEvent, ReplayClaim};
 
 /// The SQL type of a column of rows.
@@ -116,6 +116,8 @@ rows! {
     EventKeys(NewEvent<'a, 'a>),
     /// Presence groups: appid, session, user, user session.
     Groups(GroupKey),
+    /// Room sessions: appid, session.
+    Sessions(SessionKey),
     /// presence_intervals: every column but the id.
     Presence((GroupKey, PresenceInterval)),
     /// Session fields set by creates and closes.
@@ -140,6 +142,7 @@ impl<'a> Rows<'a> {
             ],
             Rows::EventKeys(_) => &[Text, Int, Text, Text, Text, Time],
             Rows::Groups(_) => &[Int, Text, Text, Text],
+            Rows::Sessions(_) => &[Int, Text],
             Rows::Presence(_) => &[
                 Int, Text, Text, Text, Text, Text, Int, Time, Time, Int, Int, Int, Int,
             ],
@@ -219,6 +222,7 @@ impl<'a> Rows<'a> {
                 ]
             }
             Rows::Groups(rows) => group_cells(&rows[i]).to_vec(),
+            Rows::Sessions(rows) => vec![Cell::int(rows[i].0), Cell::text(&rows[i].1)],
             Rows::Presence(rows) => {
                 let (g, p) = &rows[i];
                 let mut cells = group_cells(g).to_vec();
@@ -387,6 +391,7 @@ mod tests {
             event_id: None,
         }];
         let groups = [group.clone()];
+        let sessions = [(group.appid, group.room_session_id.clone())];
         let presence = [(group, interval)];
         let all = [
             Rows::ReplayClaims(&claims),
@@ -395,6 +400,7 @@ mod tests {
             Rows::Events(&events),
             Rows::EventKeys(&events),
             Rows::Groups(&groups),
+            Rows::Sessions(&sessions),
             Rows::Presence(&presence),
             Rows::Merges(&merge),
             Rows::CloseCounts(&counts),

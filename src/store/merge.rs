@@ -157,6 +157,9 @@ impl InsertedEventRow {
     }
 }
 
+/// A room session's key: appid and room session id.
+pub type SessionKey = (i64, String);
+
 /// One presence group: a user session's logins and logouts in one room
 /// session. Its intervals are recomputed whenever one of its events arrives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::FromRow)]
@@ -264,8 +267,10 @@ impl SessionTouch {
         }
     }
 
-    /// Folds in a login or logout (every copy: a duplicate carries the
-    /// values of the stored one).
+    /// Folds in a login or logout, every copy: a duplicate carries the
+    /// values of the stored one. A conflicting copy does not, and its room
+    /// id may lower the row's; the batch then sets it back from the stored
+    /// events (`DerivedWrites::room_id_recounts`).
     pub fn absorb_presence(&mut self, c: &EventColumns<'_>) {
         self.absorb_bare(c);
         let widen = self

@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use super::merge::{
-    EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionTouch,
-    intervals_of, replay_rejection, touches_outside,
+    EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionKey,
+    SessionTouch, intervals_of, replay_rejection, touches_outside,
 };
 use crate::domain::presence::PresenceInterval;
 use crate::domain::{Delivery, EventKind, Outcome, ReplayKey, Verdict};
@@ -161,6 +161,12 @@ pub struct DerivedWrites {
     /// Closes to add to the close-reason rollup, in key order (so
     /// concurrent transactions lock rollup rows in one order).
     pub close_counts: Vec<CloseCount>,
+    /// Sessions of the batch's conflicting logins and logouts, sorted. A
+    /// conflicting copy is not stored, yet it widened its session before
+    /// the insert told it apart (`SessionTouch::absorb_presence`): its
+    /// room id is counted again from the stored events, so the first copy
+    /// stays in the session as in the events.
+    pub room_id_recounts: Vec<SessionKey>,
 }
 
 /// Closes of one appid, UTC hour and close reason.
@@ -488,6 +494,7 @@ async fn store_events(
     let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
     let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
     let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
+    let mut room_id_recounts: BTreeSet<SessionKey> = BTreeSet::new();
     for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
         let first = &first_copies[identity];
         let outcome = if first.inserted_by == Some(i) {
@@ -497,6 +504,9 @@ async fn store_events(
         } else {
             Outcome::Conflict
         };
+        if outcome == Outcome::Conflict && e.columns.is_presence() {
+            room_id_recounts.insert((e.columns.appid, e.columns.room_session_id.clone()));
+        }
         if outcome == Outcome::Stored {
             let c = &e.columns;
             if let Some(group) = c.presence_group() {
@@ -544,6 +554,7 @@ async fn store_events(
         }
     }
     derived.merges = merges.into_values().collect();
+    derived.room_id_recounts = room_id_recounts.into_iter().collect();
     derived.close_counts = close_counts
         .into_iter()
         .map(|((appid, hour_start, close_reason), count)| CloseCount {

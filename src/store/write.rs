@@ -288,6 +288,14 @@ where
         derived: &DerivedWrites,
         archive: &[ArchiveRow<'_>],
     ) -> Result<(), StoreError> {
+        for (sql, rows) in statements::<DB>(
+            Rows::Sessions(&derived.room_id_recounts),
+            sql::recount_room_ids::<DB>,
+        ) {
+            sqlx::query_with::<DB, _>(&sql, args::<DB>(rows)?)
+                .execute(&mut *self.0)
+                .await?;
+        }
         let pieces = [
             Piece::ClearPresence(&derived.groups),
             Piece::Presence(&derived.intervals),

@@ -56,6 +56,26 @@ pub fn widen<DB: WriteDialect>(rows: &str) -> String {
     )
 }
 
+/// Sets each session's room id back to the smallest of its stored events'
+/// where a conflicting copy (never stored) lowered it below them
+/// (`DerivedWrites::room_id_recounts`). Only such a row is updated, and
+/// this batch's own widening already locked it: no new lock is taken.
+pub fn recount_room_ids<DB: WriteDialect>(rows: &str) -> String {
+    let bytes = DB::AS_BYTES;
+    let smallest = format!(
+        "(SELECT min(e.room_id{bytes}) FROM events e
+          WHERE e.appid = room_sessions.appid AND e.room_session_id = room_sessions.room_session_id)"
+    );
+    format!(
+        "WITH recount (appid, room_session_id) AS ({rows})
+         UPDATE room_sessions SET room_id = {smallest}
+         FROM recount
+         WHERE room_sessions.appid = recount.appid
+           AND room_sessions.room_session_id = recount.room_session_id
+           AND room_sessions.room_id{bytes} < {smallest}"
+    )
+}
+
 /// Inserts the events that are not stored yet. The identity comes back
 /// with each id: RETURNING's row order is not promised to follow the rows'.
 pub fn insert_events(rows: &str) -> String {

@@ -195,6 +195,52 @@ async fn same_identity_with_other_content_is_a_conflict_and_the_first_stays(back
     assert!(last.event_id.is_some());
 }
 
+/// A conflicting login (same identity, another room id) keeps the first
+/// copy in the session as in the events: the session stays in its room,
+/// whether the copy comes in a later batch or in the same one. The copy's
+/// smaller room id moved the session to a room it was never in.
+async fn a_conflicting_login_does_not_move_its_session(backend: Backend) {
+    use crate::support::callbacks::in_room;
+    use zego_room_tracker::domain::Outcome;
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let copy = |session: u64, room: &str| {
+        let (kind, mut fields) = in_room(login(session, "u1", "s1", T0, 2), room);
+        fields.insert("appid".into(), json!(1));
+        assessed(&signed(fields), kind)
+    };
+    let store = app.store.as_ref();
+    // In a later batch, and in the same batch.
+    assert_eq!(
+        store.record_deliveries(&[copy(1, "lobby")]).await.unwrap(),
+        [Outcome::Stored]
+    );
+    assert_eq!(
+        store.record_deliveries(&[copy(1, "AAA")]).await.unwrap(),
+        [Outcome::Conflict]
+    );
+    assert_eq!(
+        store
+            .record_deliveries(&[copy(2, "lobby"), copy(2, "AAA")])
+            .await
+            .unwrap(),
+        [Outcome::Stored, Outcome::Conflict]
+    );
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let rooms: Vec<_> = snapshot
+        .sessions
+        .iter()
+        .map(|s| s.room_id.as_str())
+        .collect();
+    assert_eq!(rooms, ["lobby", "lobby"]);
+    let (status, history) = app.get("/api/v1/rooms/lobby/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history["items"].as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(
+        app.get("/api/v1/rooms/AAA/sessions").await.1["items"],
+        json!([])
+    );
+}
+
 async fn identical_concurrent_deliveries_store_one_event(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     concurrent_identical_deliveries(&app).await;
@@ -590,6 +636,7 @@ conformance!(
     display_fields_are_decoded_and_identifiers_kept_as_sent,
     identifiers_that_look_like_sql_are_stored_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
+    a_conflicting_login_does_not_move_its_session,
     identical_concurrent_deliveries_store_one_event,
     without_group_commit_identical_concurrent_deliveries_store_one_event,
     forged_signature_is_401_and_archived,
