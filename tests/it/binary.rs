@@ -250,9 +250,18 @@ fn the_env_example_works_as_a_dot_env() {
         dir.path().join(".env"),
     )
     .unwrap();
+    // Its secret is a placeholder left commented out: copied unchanged,
+    // it does not start with a secret anyone could read here.
+    let out = command(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("ZEGO_CALLBACK_SECRET"),
+        "{stderr}"
+    );
     // The environment wins over .env: a free port.
     let mut cmd = command(dir.path());
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0");
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("ZEGO_CALLBACK_SECRET", "s");
     let (mut child, _addr, _lines) = spawn_until_listening(cmd);
     child.kill().unwrap();
     child.wait().unwrap();
