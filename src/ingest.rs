@@ -42,25 +42,60 @@ impl RawCallback {
     }
 }
 
-/// Decodes, verifies and classifies `raw`. `expected` is the event the path
-/// is for (`None` for `POST /callbacks`, which takes it from the body).
-pub fn assess(policy: &VerifyPolicy, expected: Option<EventKind>, raw: RawCallback) -> Delivery {
+/// What the path a callback came to says about its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathEvent<'a> {
+    /// `POST /callbacks`: the body's `event` names it.
+    Any,
+    /// `POST /callbacks/{event}` of an event we model.
+    Modelled(EventKind),
+    /// `POST /callbacks/{event}` of another ZEGO event (`stream_close`):
+    /// signed, it is archived and answered `ignored`, as on `/callbacks`,
+    /// rather than a 404 that nothing keeps while ZEGO retries it.
+    Other(&'a str),
+}
+
+impl<'a> PathEvent<'a> {
+    /// The path segment after `/callbacks/`, if it can name a ZEGO event
+    /// (lower-case letters, digits and `_`, at most 64 bytes: every event
+    /// ZEGO documents); `None` for anything else, a 404.
+    pub fn of_segment(segment: &'a str) -> Option<PathEvent<'a>> {
+        if let Some(kind) = EventKind::parse(segment) {
+            return Some(PathEvent::Modelled(kind));
+        }
+        let event_like = (1..=64).contains(&segment.len())
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        event_like.then_some(PathEvent::Other(segment))
+    }
+
+    /// The path event of an archived delivery's endpoint (`import:…` and
+    /// `/callbacks` are `Any`).
+    pub fn of_endpoint(endpoint: &'a str) -> PathEvent<'a> {
+        endpoint
+            .strip_prefix("/callbacks/")
+            .and_then(PathEvent::of_segment)
+            .unwrap_or(PathEvent::Any)
+    }
+}
+
+/// Decodes, verifies and classifies `raw`, which came to a path for
+/// `expected`.
+pub fn assess(policy: &VerifyPolicy, expected: PathEvent<'_>, raw: RawCallback) -> Delivery {
     assess_with(Some(policy), expected, raw)
 }
 
 /// Like `assess`, without signature, timestamp or replay checks: for the
 /// operator's own archived data (`import`, `rebuild`).
-pub fn assess_unsigned(expected: Option<EventKind>, raw: RawCallback) -> Delivery {
+pub fn assess_unsigned(expected: PathEvent<'_>, raw: RawCallback) -> Delivery {
     assess_with(None, expected, raw)
 }
 
 /// An archived delivery decoded again with today's rules, as it was received
 /// (same body, path and receive time); `rebuild` replays these.
 pub fn reassess(archived: &DeliveryRecord) -> Delivery {
-    let expected = archived
-        .endpoint
-        .strip_prefix("/callbacks/")
-        .and_then(EventKind::parse);
+    let expected = PathEvent::of_endpoint(&archived.endpoint);
     let raw = RawCallback {
         received_at: archived.received_at,
         remote_addr: archived.remote_addr.clone(),
@@ -73,7 +108,7 @@ pub fn reassess(archived: &DeliveryRecord) -> Delivery {
 
 fn assess_with(
     policy: Option<&VerifyPolicy>,
-    expected: Option<EventKind>,
+    expected: PathEvent<'_>,
     raw: RawCallback,
 ) -> Delivery {
     let body_sha256 = hex::encode(Sha256::digest(&raw.body));
@@ -179,26 +214,34 @@ fn check_freshness(
     Ok(())
 }
 
-fn classify(expected: Option<EventKind>, fields: &Fields) -> Verdict {
+fn classify(expected: PathEvent<'_>, fields: &Fields) -> Verdict {
     let named = event::event_name(fields);
+    let mismatch = |path: &str, name: &str| {
+        Verdict::Rejected(Rejection::new(
+            RejectCode::EventMismatch,
+            format!("this endpoint takes `{path}` callbacks, but the body's `event` is {name:?}"),
+        ))
+    };
     let kind = match (expected, named) {
-        (Some(kind), None) => kind,
-        (Some(kind), Some(name)) if name == kind.as_str() => kind,
-        (Some(kind), Some(name)) => {
-            return Verdict::Rejected(Rejection::new(
-                RejectCode::EventMismatch,
-                format!(
-                    "this endpoint takes `{kind}` callbacks, but the body's `event` is {name:?}"
-                ),
-            ));
+        (PathEvent::Modelled(kind), None) => kind,
+        (PathEvent::Modelled(kind), Some(name)) if name == kind.as_str() => kind,
+        (PathEvent::Modelled(kind), Some(name)) => return mismatch(kind.as_str(), &name),
+        (PathEvent::Other(path), None) => {
+            return Verdict::Ignored {
+                event: path.to_owned(),
+            };
         }
-        (None, None) => {
+        (PathEvent::Other(path), Some(name)) if name == path => {
+            return Verdict::Ignored { event: name };
+        }
+        (PathEvent::Other(path), Some(name)) => return mismatch(path, &name),
+        (PathEvent::Any, None) => {
             return Verdict::Rejected(Rejection::new(
                 RejectCode::MissingField,
                 "the field `event` is required on POST /callbacks",
             ));
         }
-        (None, Some(name)) => match EventKind::parse(&name) {
+        (PathEvent::Any, Some(name)) => match EventKind::parse(&name) {
             Some(kind) => kind,
             None => return Verdict::Ignored { event: name },
         },
@@ -211,5 +254,32 @@ fn classify(expected: Option<EventKind>, fields: &Fields) -> Verdict {
         Err(e @ FieldError::Invalid { .. }) => {
             Verdict::Rejected(Rejection::new(RejectCode::InvalidField, e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_names_a_zego_event_or_nothing() {
+        let long = "e".repeat(64);
+        assert_eq!(
+            PathEvent::of_segment("room_close"),
+            Some(PathEvent::Modelled(EventKind::RoomClose))
+        );
+        for other in ["stream_close", "cdn_2", long.as_str()] {
+            assert_eq!(PathEvent::of_segment(other), Some(PathEvent::Other(other)));
+        }
+        let too_long = "e".repeat(65);
+        for nothing in ["", "Room_Close", "stream-close", "a b", too_long.as_str()] {
+            assert_eq!(PathEvent::of_segment(nothing), None, "{nothing}");
+        }
+        assert_eq!(PathEvent::of_endpoint("/callbacks"), PathEvent::Any);
+        assert_eq!(PathEvent::of_endpoint("import:a.json:1"), PathEvent::Any);
+        assert_eq!(
+            PathEvent::of_endpoint("/callbacks/stream_close"),
+            PathEvent::Other("stream_close")
+        );
     }
 }

@@ -12,7 +12,7 @@ use clap::Args;
 use super::open_store;
 use crate::config::DatabaseArgs;
 use crate::domain::Outcome;
-use crate::ingest::{RawCallback, assess_unsigned};
+use crate::ingest::{PathEvent, RawCallback, assess_unsigned};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -40,7 +40,7 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
                 body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             };
             let outcome = store
-                .record_delivery(&assess_unsigned(None, raw))
+                .record_delivery(&assess_unsigned(PathEvent::Any, raw))
                 .await
                 .map_err(|e| format!("{}:{line}: {e}", file.display()))?;
             if let Outcome::Rejected(why) = &outcome {

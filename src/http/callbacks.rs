@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{EventKind, Outcome, Verdict};
-use crate::ingest::{self, RawCallback};
+use crate::domain::{Outcome, Verdict};
+use crate::ingest::{self, PathEvent, RawCallback};
 use crate::metrics;
 
 /// The fields every ZEGO callback carries; each event adds its own (see
@@ -43,14 +43,14 @@ pub struct Ack {
 /// One ZEGO callback type; the body's `event`, if any, must match the path.
 /// Body: JSON, the JSON URL-encoded as a whole, or form fields, signed by ZEGO.
 #[utoipa::path(post, path = "/callbacks/{event}", tag = "callbacks",
-    params(("event" = String, Path, pattern = "^(room_create|room_close|room_login|room_logout)$",
-            description = "room_create, room_close, room_login or room_logout")),
+    params(("event" = String, Path, pattern = "^[a-z0-9_]{1,64}$",
+            description = "room_create, room_close, room_login or room_logout; another ZEGO event's name (stream_close) is archived and, signed, answered `ignored`")),
     request_body(description = "ZEGO's callback fields",
                  content((CallbackBody = "application/json"), (CallbackBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
                (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::api::ErrorBody),
                (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
-               (status = 404, description = "Unknown event path", body = super::api::ErrorBody),
+               (status = 404, description = "A path that cannot name a ZEGO event", body = super::api::ErrorBody),
                (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::api::ErrorBody),
                (status = 503, description = "Database unavailable; retry", body = super::api::ErrorBody)))]
 pub async fn receive_typed(
@@ -58,10 +58,12 @@ pub async fn receive_typed(
     Path(event): Path<String>,
     raw: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    let kind = EventKind::parse(&event).ok_or_else(|| {
-        ApiError::not_found(format!("there is no callback endpoint for {event:?}"))
+    let expected = PathEvent::of_segment(&event).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "there is no callback endpoint for {event:?}: a ZEGO event name is lower-case letters, digits and `_`"
+        ))
     })?;
-    receive(&state, Some(kind), raw.0).await
+    receive(&state, expected, raw.0).await
 }
 
 /// Any ZEGO callback; the event is taken from the body's `event`.
@@ -77,12 +79,12 @@ pub async fn receive_any(
     State(state): State<AppState>,
     raw: RawBody,
 ) -> Result<Json<Value>, ApiError> {
-    receive(&state, None, raw.0).await
+    receive(&state, PathEvent::Any, raw.0).await
 }
 
 async fn receive(
     state: &AppState,
-    expected: Option<EventKind>,
+    expected: PathEvent<'_>,
     raw: RawCallback,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();

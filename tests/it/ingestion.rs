@@ -435,9 +435,18 @@ async fn an_event_posted_to_another_events_path_is_400(backend: Backend) {
         )
         .await;
     assert_rejected(&app, response, StatusCode::BAD_REQUEST, "event_mismatch").await;
+    // The path of an event we do not model takes only that event.
     let response = app
         .post(
             "/callbacks/room_nonsense",
+            json_body(&signed(fixture("room_login.json"))),
+        )
+        .await;
+    assert_rejected(&app, response, StatusCode::BAD_REQUEST, "event_mismatch").await;
+    // A path no ZEGO event could have is a 404.
+    let response = app
+        .post(
+            "/callbacks/Room-Close!",
             json_body(&signed(fixture("room_login.json"))),
         )
         .await;
@@ -541,6 +550,35 @@ async fn unmodelled_signed_events_are_ignored_and_archived(backend: Backend) {
         (last.outcome.as_str(), last.event.as_deref()),
         ("ignored", Some("stream_create"))
     );
+    // On a path of its own (a stream callback URL pointed at us), with or
+    // without `event` in the body: archived and ignored, not a 404 that
+    // nothing keeps while ZEGO retries it. Unsigned, a 401, archived.
+    let close = json!({"appid": "1", "room_id": "r", "stream_id": "s"});
+    let mut named = close.as_object().unwrap().clone();
+    named.insert("event".into(), json!("stream_close"));
+    for fields in [close.as_object().unwrap().clone(), named] {
+        let (status, body) = app
+            .post("/callbacks/stream_close", json_body(&signed(fields)))
+            .await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"status": "ignored"}))
+        );
+        let last = app.deliveries().await.remove(0);
+        assert_eq!(
+            (last.outcome.as_str(), last.endpoint.as_str()),
+            ("ignored", "/callbacks/stream_close")
+        );
+    }
+    let unsigned = json_body(close.as_object().unwrap());
+    let response = app.post("/callbacks/stream_close", unsigned).await;
+    assert_rejected(
+        &app,
+        response,
+        StatusCode::UNAUTHORIZED,
+        "missing_signature",
+    )
+    .await;
 }
 
 async fn per_app_secrets_and_rotation(backend: Backend) {

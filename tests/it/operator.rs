@@ -365,7 +365,7 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
             body: serde_json::to_vec(&fields).unwrap().into(),
         };
         let outcome = store
-            .record_delivery(&ingest::assess_unsigned(None, raw))
+            .record_delivery(&ingest::assess_unsigned(ingest::PathEvent::Any, raw))
             .await
             .unwrap();
         assert_eq!(outcome.as_str(), "stored");

@@ -293,7 +293,7 @@ pub fn assessed(fields: &Map<String, Value>, kind: EventKind) -> Delivery {
         content_type: Some("application/json".into()),
         body: serde_json::to_vec(fields).expect("serialise").into(),
     };
-    ingest::assess(&policy(), Some(kind), raw)
+    ingest::assess(&policy(), ingest::PathEvent::Modelled(kind), raw)
 }
 
 /// Runs a signed callback through the same pipeline as HTTP, without a
