@@ -320,17 +320,35 @@ async fn close_reason_stats_count_name_and_fill_empty_buckets(backend: Backend) 
     let (_, none) = app.get("/api/v1/stats/close-reasons?appid=2").await;
     assert_eq!(none["total"], 0);
 
+    // Buckets run from the first to the last non-empty one, whatever the
+    // range asked for: years of hours around three hours of closes is fine.
+    let (status, wide) = app
+        .get("/api/v1/stats/close-reasons?bucket=hour&from=2010-01-01T00:00:00Z&to=2030-01-01T00:00:00Z")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{wide}");
+    assert_eq!(wide["buckets"], hourly["buckets"]);
+    // Closes 10,000 hours apart would give 10,001 buckets: a 400.
+    ingest_all(
+        app.store.as_ref(),
+        3,
+        &[close(4, T0, 1), close(5, T0 + 10_000 * 3_600_000, 1)],
+    )
+    .await;
     let (status, body) = app
-        .get("/api/v1/stats/close-reasons?bucket=hour&from=2020-01-01T00:00:00Z&to=2023-01-01T00:00:00Z")
+        .get("/api/v1/stats/close-reasons?bucket=hour&appid=3")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("narrow"),
+            .contains("10001 buckets"),
         "{body}"
     );
+    let (status, _) = app
+        .get("/api/v1/stats/close-reasons?bucket=day&appid=3")
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// Event times run to year 9999, past April 2262, where chrono's

@@ -65,9 +65,6 @@ pub async fn close_reasons(
             ));
         }
     };
-    if let (Some(size), Some(from), Some(to)) = (bucket_size(bucket), from, to) {
-        check_bucket_count(from, to - TimeDelta::milliseconds(1), size)?;
-    }
     let query = StatsQuery {
         appid: params::appid(p.appid.as_deref())?,
         room_id: params::room_id(p.room_id)?,
