@@ -246,6 +246,11 @@ fn classify(expected: PathEvent<'_>, fields: &Fields) -> Verdict {
             None => return Verdict::Ignored { event: name },
         },
     };
+    if kind == EventKind::RoomCreate && event::is_zim_room_create(fields) {
+        return Verdict::Ignored {
+            event: kind.as_str().to_owned(),
+        };
+    }
     match event::parse_event(kind, fields) {
         Ok(event) => Verdict::Accepted(event),
         Err(e @ FieldError::Missing(_)) => {

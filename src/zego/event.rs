@@ -42,6 +42,15 @@ pub fn event_name(fields: &Fields) -> Option<String> {
     string_field(fields, "event").ok().flatten()
 }
 
+/// Whether a `room_create` is ZIM's (In-app Chat), not the RTC room's we
+/// model: ZIM sends the same `event` name with its own schema, an
+/// `operator_account` and no `room_session_id`. An app using both products
+/// may point both at one URL; ZIM's is signed like any other and is then
+/// ignored (archived), not refused with a 400 that ZEGO retries.
+pub fn is_zim_room_create(fields: &Fields) -> bool {
+    fields.contains_key("operator_account") && !fields.contains_key("room_session_id")
+}
+
 /// Whatever identifying fields can be read, for the archive; never fails.
 pub fn summarize(fields: &Fields) -> DeliverySummary {
     let session = u64_field(fields, "room_session_id")

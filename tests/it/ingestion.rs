@@ -579,6 +579,22 @@ async fn unmodelled_signed_events_are_ignored_and_archived(backend: Backend) {
         "missing_signature",
     )
     .await;
+    // ZIM's `room_create` (In-app Chat: same event name, its own schema)
+    // on either endpoint: ignored and archived, not a 400 ZEGO retries.
+    let zim = json!({"event": "room_create", "appid": "1", "room_id": "chat-1",
+                     "operator_account": "u1", "room_name": "Chat", "attributes": {}});
+    for path in ["/callbacks", "/callbacks/room_create"] {
+        let (status, body) = app
+            .post(path, json_body(&signed(zim.as_object().unwrap().clone())))
+            .await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"status": "ignored"})),
+            "{path}"
+        );
+        assert_eq!(app.deliveries().await.remove(0).outcome, "ignored");
+    }
+    assert!(app.store.app_snapshot(1).await.unwrap().sessions.is_empty());
 }
 
 async fn per_app_secrets_and_rotation(backend: Backend) {
