@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Delivery, EventKind, RejectCode, Rejection, ReplayKey, Verdict};
 use crate::store::DeliveryRecord;
-use crate::zego::body::{self, Fields};
+use crate::zego::body::{self, BodyEncoding, Fields};
 use crate::zego::fields::{FieldError, MAX_KEY_BYTES, signed_text};
 use crate::zego::{SecretBook, event, signature};
 
@@ -118,14 +118,14 @@ fn assess_with(
             None,
             Verdict::Rejected(Rejection::new(RejectCode::MalformedBody, e.to_string())),
         ),
-        Ok((_, fields)) => {
+        Ok((encoding, fields)) => {
             let summary = event::summarize(&fields);
             match policy
                 .map(|p| verify(p, &fields, raw.received_at))
                 .transpose()
             {
                 Err(rejection) => (summary, None, Verdict::Rejected(rejection)),
-                Ok(key) => (summary, key, classify(expected, &fields)),
+                Ok(key) => (summary, key, classify(expected, &fields, encoding)),
             }
         }
     };
@@ -214,7 +214,7 @@ fn check_freshness(
     Ok(())
 }
 
-fn classify(expected: PathEvent<'_>, fields: &Fields) -> Verdict {
+fn classify(expected: PathEvent<'_>, fields: &Fields, encoding: BodyEncoding) -> Verdict {
     let named = event::event_name(fields);
     let mismatch = |path: &str, name: &str| {
         Verdict::Rejected(Rejection::new(
@@ -251,7 +251,7 @@ fn classify(expected: PathEvent<'_>, fields: &Fields) -> Verdict {
             event: kind.as_str().to_owned(),
         };
     }
-    match event::parse_event(kind, fields) {
+    match event::parse_event(kind, fields, encoding) {
         Ok(event) => Verdict::Accepted(event),
         Err(e @ FieldError::Missing(_)) => {
             Verdict::Rejected(Rejection::new(RejectCode::MissingField, e.to_string()))

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::body::Fields;
+use super::body::{BodyEncoding, Fields};
 use super::fields::{
     FieldError, MAX_KEY_BYTES, decode_display, display_field, i64_field, string_field, u64_field,
 };
@@ -77,7 +77,16 @@ pub fn appid(fields: &Fields) -> Result<u32, FieldError> {
 /// Builds the typed event of `kind` from `fields`, checking every required
 /// field and the type of every field we read. Unknown fields are not
 /// rejected (they stay in the archived body and in the fingerprint).
-pub fn parse_event(kind: EventKind, fields: &Fields) -> Result<Event, FieldError> {
+///
+/// `encoding` is the body's: it decides whether display fields are still
+/// percent-encoded (`fields::display_field`). The fingerprint decodes them
+/// whatever the encoding, so a JSON and a FORM copy of one callback stay
+/// one content.
+pub fn parse_event(
+    kind: EventKind,
+    fields: &Fields,
+    encoding: BodyEncoding,
+) -> Result<Event, FieldError> {
     let appid = appid(fields)?;
     let room_id = required_text(fields, "room_id")?;
     let (session_field, detail) = match kind {
@@ -99,15 +108,15 @@ pub fn parse_event(kind: EventKind, fields: &Fields) -> Result<Event, FieldError
         EventKind::RoomLogin => (
             "room_seq",
             EventDetail::RoomLogin {
-                user: user(fields)?,
+                user: user(fields, encoding)?,
                 login_at: required_time(fields, "login_time")?,
-                room_name: display_field(fields, "room_name")?,
+                room_name: display_field(fields, "room_name", encoding)?,
             },
         ),
         EventKind::RoomLogout => (
             "room_seq",
             EventDetail::RoomLogout {
-                user: user(fields)?,
+                user: user(fields, encoding)?,
                 logout_at: required_time(fields, "logout_time")?,
                 login_at: time(fields, "login_time")?,
                 reason: i64_field(fields, "reason")?,
@@ -125,11 +134,11 @@ pub fn parse_event(kind: EventKind, fields: &Fields) -> Result<Event, FieldError
     })
 }
 
-fn user(fields: &Fields) -> Result<UserRef, FieldError> {
+fn user(fields: &Fields, encoding: BodyEncoding) -> Result<UserRef, FieldError> {
     Ok(UserRef {
         user_account: required_text(fields, "user_account")?,
         session_id: required_text(fields, "session_id")?,
-        user_nickname: display_field(fields, "user_nickname")?,
+        user_nickname: display_field(fields, "user_nickname", encoding)?,
         user_role: i64_field(fields, "user_role")?,
     })
 }
@@ -215,13 +224,18 @@ mod tests {
         decode(&std::fs::read(path).unwrap()).unwrap().1
     }
 
+    /// `parse_event` of fields from a JSON body.
+    fn parse_json(kind: EventKind, fields: &Fields) -> Result<Event, FieldError> {
+        parse_event(kind, fields, BodyEncoding::Json)
+    }
+
     #[test]
     fn key_fields_may_be_at_most_max_key_bytes() {
         for name in ["room_id", "user_account", "session_id"] {
             let with = |len: usize| {
                 let mut fields = fixture("room_login_current.json");
                 fields.insert(name.into(), Value::String("x".repeat(len)));
-                parse_event(EventKind::RoomLogin, &fields)
+                parse_json(EventKind::RoomLogin, &fields)
             };
             assert!(with(MAX_KEY_BYTES).is_ok(), "{name}");
             let refused = with(MAX_KEY_BYTES + 1).unwrap_err().to_string();
@@ -244,16 +258,49 @@ mod tests {
             ("room_logout.form", EventKind::RoomLogout),
             ("room_logout_current.json", EventKind::RoomLogout),
         ] {
-            let event = parse_event(kind, &fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let encoding = decode(
+                &std::fs::read(format!("{}/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+            )
+            .unwrap()
+            .0;
+            let event = parse_event(kind, &fixture(file), encoding)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(event.kind(), kind);
             assert_eq!(event.appid, 1);
         }
     }
 
+    /// A form body's values had their URL decoding with the body: a sent
+    /// `%41` stays `%41`. In a JSON body it is read as percent-encoded.
+    /// Either way the fingerprint is one.
+    #[test]
+    fn display_fields_are_url_decoded_once() {
+        let base = "appid=1&room_id=r&room_seq=7&user_account=u&session_id=s&login_time=1";
+        let (encoding, form) =
+            decode(format!("{base}&user_nickname=50%2541+off").as_bytes()).unwrap();
+        assert_eq!(encoding, BodyEncoding::Form);
+        let from_form = parse_event(EventKind::RoomLogin, &form, encoding).unwrap();
+        let mut json = form.clone();
+        json.insert("user_nickname".into(), Value::String("50%41 off".into()));
+        let from_json = parse_json(EventKind::RoomLogin, &json).unwrap();
+        let nickname = |e: &Event| match &e.detail {
+            EventDetail::RoomLogin { user, .. } => user.user_nickname.clone(),
+            _ => None,
+        };
+        assert_eq!(nickname(&from_form).as_deref(), Some("50%41 off"));
+        assert_eq!(nickname(&from_json).as_deref(), Some("50A off"));
+        assert_eq!(from_form.content_sha256, from_json.content_sha256);
+    }
+
     #[test]
     fn json_and_form_of_one_callback_have_one_fingerprint() {
-        let json = parse_event(EventKind::RoomClose, &fixture("room_close.json")).unwrap();
-        let form = parse_event(EventKind::RoomClose, &fixture("room_close.form")).unwrap();
+        let json = parse_json(EventKind::RoomClose, &fixture("room_close.json")).unwrap();
+        let form = parse_event(
+            EventKind::RoomClose,
+            &fixture("room_close.form"),
+            BodyEncoding::Form,
+        )
+        .unwrap();
         assert_eq!(json, form);
     }
 
@@ -275,13 +322,13 @@ mod tests {
         let mut f = fixture("room_close.json");
         f.remove("close_reason");
         assert_eq!(
-            parse_event(EventKind::RoomClose, &f).unwrap_err(),
+            parse_json(EventKind::RoomClose, &f).unwrap_err(),
             FieldError::Missing("close_reason")
         );
         let mut f = fixture("room_login_current.json");
         f.insert("login_time".into(), "yesterday".into());
         assert!(matches!(
-            parse_event(EventKind::RoomLogin, &f).unwrap_err(),
+            parse_json(EventKind::RoomLogin, &f).unwrap_err(),
             FieldError::Invalid {
                 name: "login_time",
                 ..
@@ -290,7 +337,7 @@ mod tests {
         let mut f = fixture("room_create.json");
         f.insert("appid".into(), 4_294_967_296u64.into());
         assert!(matches!(
-            parse_event(EventKind::RoomCreate, &f).unwrap_err(),
+            parse_json(EventKind::RoomCreate, &f).unwrap_err(),
             FieldError::Invalid { name: "appid", .. }
         ));
     }
@@ -300,7 +347,7 @@ mod tests {
         let mut f = fixture("room_logout_current.json");
         f.remove("login_time");
         f.remove("reason");
-        let event = parse_event(EventKind::RoomLogout, &f).unwrap();
+        let event = parse_json(EventKind::RoomLogout, &f).unwrap();
         assert!(matches!(
             event.detail,
             EventDetail::RoomLogout {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::body::Fields;
+use super::body::{BodyEncoding, Fields};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -78,11 +78,22 @@ pub fn string_field(fields: &Fields, name: &'static str) -> Result<Option<String
     }
 }
 
-/// A display field (`user_nickname`, `room_name`): percent-encoded UTF-8 is
-/// decoded; `+` is left alone, and text that does not decode cleanly is kept
-/// as it came.
-pub fn display_field(fields: &Fields, name: &'static str) -> Result<Option<String>, FieldError> {
-    Ok(string_field(fields, name)?.map(|s| decode_display(&s)))
+/// A display field (`user_nickname`, `room_name`). In a JSON body,
+/// percent-encoded UTF-8 is decoded (ZEGO's "the data is JSON; you must
+/// UrlDecode it" may mean its strings); `+` is left alone, and text that
+/// does not decode cleanly is kept as it came. Form fields and whole-body
+/// URL-encoded JSON had their one URL decoding with the body: decoding
+/// again would turn a sent `%41` into `A`.
+pub fn display_field(
+    fields: &Fields,
+    name: &'static str,
+    encoding: BodyEncoding,
+) -> Result<Option<String>, FieldError> {
+    let text = string_field(fields, name)?;
+    Ok(match encoding {
+        BodyEncoding::Json => text.map(|s| decode_display(&s)),
+        BodyEncoding::UrlEncodedJson | BodyEncoding::Form => text,
+    })
 }
 
 pub fn decode_display(s: &str) -> String {

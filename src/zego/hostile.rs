@@ -81,10 +81,10 @@ mod tests {
                     _ => fields.iter().map(|(k, v)| format!("{k}={}", urlencoding::encode(&v.to_string())))
                         .collect::<Vec<_>>().join("&").into_bytes(),
                 };
-                if let Ok((_, decoded)) = body::decode(&bytes) {
+                if let Ok((encoding, decoded)) = body::decode(&bytes) {
                     let _ = event::summarize(&decoded);
                     for kind in EventKind::ALL {
-                        if let Ok(e) = event::parse_event(kind, &decoded) {
+                        if let Ok(e) = event::parse_event(kind, &decoded, encoding) {
                             // Whatever parsed is in range and free of NUL.
                             prop_assert!(!e.room_id.contains('\0'));
                             prop_assert!(e.event_at().millis() >= 0);
