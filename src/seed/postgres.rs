@@ -69,8 +69,7 @@ async fn scalar_i64(conn: &mut PgConnection, sql: &str) -> Result<i64, String> {
 /// What the database holds that tells which flags seeded it (`seed --check`).
 pub async fn check_postgres(url: &str, plan: &Plan) -> Result<SeededCounts, String> {
     let mut conn = connect(url).await?;
-    let counts = super::seeded_counts::<sqlx::Postgres>(&mut conn, plan, ROLLUP_DIFF).await?;
-    Ok(counts)
+    super::seeded_counts::<sqlx::Postgres>(&mut conn, plan, ROLLUP_DIFF).await
 }
 
 /// Seeds the (migrated) database at `url`. With `force`, existing rows are deleted first.

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 
 use crate::domain::presence::PresenceInterval;
-use crate::store::merge::{GroupKey, LifecycleMerge, SessionKey, SessionTouch, outcome_reason};
+use crate::store::merge::{GroupKey, LifecycleMerge, SessionRowKey, SessionTouch, outcome_reason};
 use crate::store::recorder::{ArchiveRow, CloseCount, NewEvent, ReplayClaim};
 
 /// The SQL type of a column of rows.
@@ -117,7 +117,7 @@ rows! {
     /// Presence groups: appid, session, user, user session.
     Groups(GroupKey),
     /// Room sessions: appid, session.
-    Sessions(SessionKey),
+    Sessions(SessionRowKey),
     /// presence_intervals: every column but the id.
     Presence((GroupKey, PresenceInterval)),
     /// Session fields set by creates and closes.

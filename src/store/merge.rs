@@ -157,8 +157,9 @@ impl InsertedEventRow {
     }
 }
 
-/// A room session's key: appid and room session id.
-pub type SessionKey = (i64, String);
+/// A `room_sessions` row's key: appid and room session id. (Not
+/// `query::SessionKey`, a position in a list of sessions.)
+pub type SessionRowKey = (i64, String);
 
 /// One presence group: a user session's logins and logouts in one room
 /// session. Its intervals are recomputed whenever one of its events arrives.
@@ -214,7 +215,7 @@ impl GroupMemberRow {
 /// The touches whose session is not among `sessions` (sorted by key).
 pub fn touches_outside<'t>(
     touches: &'t [SessionTouch],
-    sessions: &[(i64, String)],
+    sessions: &[SessionRowKey],
 ) -> impl Iterator<Item = &'t SessionTouch> {
     touches.iter().filter(|t| {
         let key = (t.appid, t.room_session_id.as_str());

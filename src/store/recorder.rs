@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use super::merge::{
-    EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionKey,
+    EventColumns, EventIdentity, GroupKey, GroupMemberRow, LifecycleMerge, SessionRowKey,
     SessionTouch, intervals_of, replay_rejection, touches_outside,
 };
 use crate::domain::presence::PresenceInterval;
@@ -80,7 +80,7 @@ pub struct FirstStepsFound {
     /// outside them is of a session another writer created after the
     /// statement began (its INSERT met the row, its UPDATE could not see
     /// it), so it is touched again.
-    pub sessions_found: Vec<(i64, String)>,
+    pub sessions_found: Vec<SessionRowKey>,
     /// As `insert_events` returns it.
     pub inserted: Vec<(EventIdentity, i64)>,
     /// The groups' logins and logouts as stored *before* the statement:
@@ -166,7 +166,7 @@ pub struct DerivedWrites {
     /// the insert told it apart (`SessionTouch::absorb_presence`): its
     /// room id is counted again from the stored events, so the first copy
     /// stays in the session as in the events.
-    pub room_id_recounts: Vec<SessionKey>,
+    pub room_id_recounts: Vec<SessionRowKey>,
 }
 
 /// Closes of one appid, UTC hour and close reason.
@@ -494,7 +494,7 @@ async fn store_events(
     let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
     let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
     let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
-    let mut room_id_recounts: BTreeSet<SessionKey> = BTreeSet::new();
+    let mut room_id_recounts: BTreeSet<SessionRowKey> = BTreeSet::new();
     for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
         let first = &first_copies[identity];
         let outcome = if first.inserted_by == Some(i) {
