@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::ingest::VerifyPolicy;
 use crate::store::ConnectOptions;
+use crate::zego::fields::DisplayDecoding;
 use crate::zego::{Secret, SecretBook};
 
 /// The default database: a SQLite file under `./data/`, created on first run.
@@ -48,6 +49,19 @@ impl DatabaseArgs {
     }
 }
 
+/// How callback bodies are read, alike in every command that reads them
+/// (`serve`, `import`, `rebuild`).
+#[derive(Debug, Clone, Args)]
+pub struct ReadingArgs {
+    /// How the display fields (user_nickname, room_name) of a JSON body are
+    /// read. ZEGO's docs leave open whether they arrive percent-encoded.
+    /// Form bodies' values are URL-decoded once, with the body, either way.
+    /// Which callbacks are duplicates does not depend on it; `rebuild`
+    /// applies a changed setting to the stored history.
+    #[arg(long, env = "DISPLAY_FIELD_DECODING", value_enum, default_value_t = DisplayDecoding::Percent)]
+    pub display_field_decoding: DisplayDecoding,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -61,6 +75,9 @@ pub enum LogFormat {
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub reading: ReadingArgs,
 
     /// Address and port to listen on. Use 0.0.0.0:8080 to accept ZEGO's
     /// callbacks from outside this machine.
@@ -160,6 +177,7 @@ pub struct ServeConfig {
     pub connect: ConnectOptions,
     pub listen_addr: SocketAddr,
     pub verify: VerifyPolicy,
+    pub display_decoding: DisplayDecoding,
     pub body_limit: usize,
     pub api_tokens: Vec<Secret>,
     pub archive_retention: Option<Duration>,
@@ -201,6 +219,7 @@ impl ServeArgs {
                 timestamp_tolerance: (self.timestamp_tolerance_secs > 0)
                     .then(|| Duration::from_secs(self.timestamp_tolerance_secs)),
             },
+            display_decoding: self.reading.display_field_decoding,
             body_limit: usize::try_from(self.body_limit_bytes).expect("range-checked to 16 MiB"),
             api_tokens: split_list(self.api_tokens.as_deref())
                 .map(Secret::new)
@@ -332,6 +351,29 @@ mod tests {
             .to_string();
         assert!(err.starts_with("ZEGO_APP_SECRETS entry"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn display_field_decoding_is_percent_unless_set_and_names_its_values() {
+        let chosen = |extra: &[&str]| {
+            let mut args = vec!["--zego-callback-secret", "s"];
+            args.extend_from_slice(extra);
+            parse(&args).unwrap().display_decoding
+        };
+        assert_eq!(chosen(&[]), DisplayDecoding::Percent);
+        assert_eq!(
+            chosen(&["--display-field-decoding", "none"]),
+            DisplayDecoding::AsSent
+        );
+        let err = Harness::try_parse_from(["test", "--display-field-decoding", "raw"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("--display-field-decoding")
+                && err.contains("[possible values: percent, none]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Delivery, EventKind, RejectCode, Rejection, ReplayKey, Verdict};
 use crate::store::DeliveryRecord;
-use crate::zego::body::{self, BodyEncoding, Fields};
-use crate::zego::fields::{FieldError, MAX_KEY_BYTES, signed_text};
+use crate::zego::body::{self, Fields};
+use crate::zego::fields::{DisplayDecoding, FieldError, MAX_KEY_BYTES, signed_text};
 use crate::zego::{SecretBook, event, signature};
 
 /// How deliveries are verified.
@@ -81,20 +81,30 @@ impl<'a> PathEvent<'a> {
 }
 
 /// Decodes, verifies and classifies `raw`, which came to a path for
-/// `expected`.
-pub fn assess(policy: &VerifyPolicy, expected: PathEvent<'_>, raw: RawCallback) -> Delivery {
-    assess_with(Some(policy), expected, raw)
+/// `expected`, reading display fields by `display`.
+pub fn assess(
+    policy: &VerifyPolicy,
+    display: DisplayDecoding,
+    expected: PathEvent<'_>,
+    raw: RawCallback,
+) -> Delivery {
+    assess_with(Some(policy), display, expected, raw)
 }
 
 /// Like `assess`, without signature, timestamp or replay checks: for the
 /// operator's own archived data (`import`, `rebuild`).
-pub fn assess_unsigned(expected: PathEvent<'_>, raw: RawCallback) -> Delivery {
-    assess_with(None, expected, raw)
+pub fn assess_unsigned(
+    display: DisplayDecoding,
+    expected: PathEvent<'_>,
+    raw: RawCallback,
+) -> Delivery {
+    assess_with(None, display, expected, raw)
 }
 
-/// An archived delivery decoded again with today's rules, as it was received
-/// (same body, path and receive time); `rebuild` replays these.
-pub fn reassess(archived: &DeliveryRecord) -> Delivery {
+/// An archived delivery decoded again with today's rules and `display`
+/// setting, as it was received (same body, path and receive time);
+/// `rebuild` replays these.
+pub fn reassess(archived: &DeliveryRecord, display: DisplayDecoding) -> Delivery {
     let expected = PathEvent::of_endpoint(&archived.endpoint);
     let raw = RawCallback {
         received_at: archived.received_at,
@@ -103,11 +113,12 @@ pub fn reassess(archived: &DeliveryRecord) -> Delivery {
         content_type: archived.content_type.clone(),
         body: bytes::Bytes::copy_from_slice(&archived.body),
     };
-    assess_unsigned(expected, raw)
+    assess_unsigned(display, expected, raw)
 }
 
 fn assess_with(
     policy: Option<&VerifyPolicy>,
+    display: DisplayDecoding,
     expected: PathEvent<'_>,
     raw: RawCallback,
 ) -> Delivery {
@@ -125,7 +136,11 @@ fn assess_with(
                 .transpose()
             {
                 Err(rejection) => (summary, None, Verdict::Rejected(rejection)),
-                Ok(key) => (summary, key, classify(expected, &fields, encoding)),
+                Ok(key) => (
+                    summary,
+                    key,
+                    classify(expected, &fields, display.for_body(encoding)),
+                ),
             }
         }
     };
@@ -214,7 +229,7 @@ fn check_freshness(
     Ok(())
 }
 
-fn classify(expected: PathEvent<'_>, fields: &Fields, encoding: BodyEncoding) -> Verdict {
+fn classify(expected: PathEvent<'_>, fields: &Fields, display: DisplayDecoding) -> Verdict {
     let named = event::event_name(fields);
     let mismatch = |path: &str, name: &str| {
         Verdict::Rejected(Rejection::new(
@@ -251,7 +266,7 @@ fn classify(expected: PathEvent<'_>, fields: &Fields, encoding: BodyEncoding) ->
             event: kind.as_str().to_owned(),
         };
     }
-    match event::parse_event(kind, fields, encoding) {
+    match event::parse_event(kind, fields, display) {
         Ok(event) => Verdict::Accepted(event),
         Err(e @ FieldError::Missing(_)) => {
             Verdict::Rejected(Rejection::new(RejectCode::MissingField, e.to_string()))

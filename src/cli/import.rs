@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::open_store;
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, ReadingArgs};
 use crate::domain::Outcome;
 use crate::ingest::{PathEvent, RawCallback, assess_unsigned};
 
@@ -21,6 +21,9 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     database: DatabaseArgs,
+
+    #[command(flatten)]
+    reading: ReadingArgs,
 }
 
 pub async fn run(args: ImportArgs) -> Result<(), String> {
@@ -40,7 +43,11 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
                 body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             };
             let outcome = store
-                .record_delivery(&assess_unsigned(PathEvent::Any, raw))
+                .record_delivery(&assess_unsigned(
+                    args.reading.display_field_decoding,
+                    PathEvent::Any,
+                    raw,
+                ))
                 .await
                 .map_err(|e| format!("{}:{line}: {e}", file.display()))?;
             if let Outcome::Rejected(why) = &outcome {

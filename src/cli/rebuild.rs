@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::open_store;
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, ReadingArgs};
 use crate::ingest;
 use crate::store::rebuild::TableChange;
 
@@ -15,21 +15,28 @@ use crate::store::rebuild::TableChange;
 pub struct RebuildArgs {
     #[command(flatten)]
     database: DatabaseArgs,
+
+    #[command(flatten)]
+    reading: ReadingArgs,
 }
 
 pub async fn run(mut args: RebuildArgs) -> Result<(), String> {
     // One long transaction: allow it far more than a request's timeout.
     args.database.database_timeout_ms = args.database.database_timeout_ms.max(3_600_000);
     let store = open_store(&args.database).await?;
+    let display = args.reading.display_field_decoding;
     let last = std::sync::Mutex::new(Instant::now());
     let report = store
-        .rebuild(&ingest::reassess, &|replayed| {
-            let mut last = last.lock().expect("not poisoned");
-            if last.elapsed() >= Duration::from_secs(1) {
-                eprintln!("replayed {replayed} deliveries");
-                *last = Instant::now();
-            }
-        })
+        .rebuild(
+            &|archived| ingest::reassess(archived, display),
+            &|replayed| {
+                let mut last = last.lock().expect("not poisoned");
+                if last.elapsed() >= Duration::from_secs(1) {
+                    eprintln!("replayed {replayed} deliveries");
+                    *last = Instant::now();
+                }
+            },
+        )
         .await
         .map_err(|e| format!("rebuild failed, nothing was changed: {e}"))?;
     let change = |name: &str, c: TableChange| format!("{name} +{} -{}", c.added, c.removed);

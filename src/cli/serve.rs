@@ -24,6 +24,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         database = %redact_url(&config.database_url),
         timestamp_tolerance_secs = config.verify.timestamp_tolerance.map_or(0, |d| d.as_secs()),
         body_limit_bytes = config.body_limit,
+        display_field_decoding = clap::ValueEnum::to_possible_value(&config.display_decoding)
+            .map(|v| v.get_name().to_owned()),
         scheme = if tls.is_some() { "https" } else { "http" },
         "zego-room-tracker listening"
     );
@@ -52,6 +54,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         group_commit,
         store: store.clone(),
         verify: config.verify.into(),
+        display_decoding: config.display_decoding,
         body_limit: config.body_limit,
         api_tokens: config.api_tokens.into(),
         request_timeout: config.request_timeout,

@@ -88,7 +88,7 @@ async fn receive(
     raw: RawCallback,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let delivery = ingest::assess(&state.verify, expected, raw);
+    let delivery = ingest::assess(&state.verify, state.display_decoding, expected, raw);
     // What the log line and the lag metric need, kept before the delivery
     // moves into a batch.
     let summary = delivery.summary.clone();

@@ -31,6 +31,7 @@ use crate::ingest::VerifyPolicy;
 use crate::store::Store;
 use crate::store::group_commit::GroupCommit;
 use crate::zego::Secret;
+use crate::zego::fields::DisplayDecoding;
 use error::ApiError;
 
 /// What every handler may use. Cheap to clone.
@@ -38,6 +39,8 @@ use error::ApiError;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub verify: Arc<VerifyPolicy>,
+    /// DISPLAY_FIELD_DECODING.
+    pub display_decoding: DisplayDecoding,
     pub body_limit: usize,
     /// Bearer tokens for `/api/v1`; empty means loopback clients only.
     pub api_tokens: Arc<Vec<Secret>>,

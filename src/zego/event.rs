@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::body::{BodyEncoding, Fields};
+use super::body::Fields;
 use super::fields::{
-    FieldError, MAX_KEY_BYTES, decode_display, display_field, i64_field, string_field, u64_field,
+    DisplayDecoding, FieldError, MAX_KEY_BYTES, decode_display, display_field, i64_field,
+    string_field, u64_field,
 };
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Event, EventDetail, EventKind, EventTime, RoomSessionId, UserRef};
@@ -78,14 +79,14 @@ pub fn appid(fields: &Fields) -> Result<u32, FieldError> {
 /// field and the type of every field we read. Unknown fields are not
 /// rejected (they stay in the archived body and in the fingerprint).
 ///
-/// `encoding` is the body's: it decides whether display fields are still
-/// percent-encoded (`fields::display_field`). The fingerprint decodes them
-/// whatever the encoding, so a JSON and a FORM copy of one callback stay
-/// one content.
+/// `display` is how this body's display fields are read
+/// (`DisplayDecoding::for_body`). The fingerprint percent-decodes them
+/// whatever the body and the setting, so a JSON and a FORM copy of one
+/// callback stay one content, and changing the setting makes no conflicts.
 pub fn parse_event(
     kind: EventKind,
     fields: &Fields,
-    encoding: BodyEncoding,
+    display: DisplayDecoding,
 ) -> Result<Event, FieldError> {
     let appid = appid(fields)?;
     let room_id = required_text(fields, "room_id")?;
@@ -108,15 +109,15 @@ pub fn parse_event(
         EventKind::RoomLogin => (
             "room_seq",
             EventDetail::RoomLogin {
-                user: user(fields, encoding)?,
+                user: user(fields, display)?,
                 login_at: required_time(fields, "login_time")?,
-                room_name: display_field(fields, "room_name", encoding)?,
+                room_name: display_field(fields, "room_name", display)?,
             },
         ),
         EventKind::RoomLogout => (
             "room_seq",
             EventDetail::RoomLogout {
-                user: user(fields, encoding)?,
+                user: user(fields, display)?,
                 logout_at: required_time(fields, "logout_time")?,
                 login_at: time(fields, "login_time")?,
                 reason: i64_field(fields, "reason")?,
@@ -134,11 +135,11 @@ pub fn parse_event(
     })
 }
 
-fn user(fields: &Fields, encoding: BodyEncoding) -> Result<UserRef, FieldError> {
+fn user(fields: &Fields, display: DisplayDecoding) -> Result<UserRef, FieldError> {
     Ok(UserRef {
         user_account: required_text(fields, "user_account")?,
         session_id: required_text(fields, "session_id")?,
-        user_nickname: display_field(fields, "user_nickname", encoding)?,
+        user_nickname: display_field(fields, "user_nickname", display)?,
         user_role: i64_field(fields, "user_role")?,
     })
 }
@@ -217,7 +218,7 @@ fn canonical_integer(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zego::body::decode;
+    use crate::zego::body::{BodyEncoding, decode};
 
     fn fixture(name: &str) -> Fields {
         let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -226,7 +227,7 @@ mod tests {
 
     /// `parse_event` of fields from a JSON body.
     fn parse_json(kind: EventKind, fields: &Fields) -> Result<Event, FieldError> {
-        parse_event(kind, fields, BodyEncoding::Json)
+        parse_event(kind, fields, DisplayDecoding::Percent)
     }
 
     #[test]
@@ -263,8 +264,12 @@ mod tests {
             )
             .unwrap()
             .0;
-            let event = parse_event(kind, &fixture(file), encoding)
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let event = parse_event(
+                kind,
+                &fixture(file),
+                DisplayDecoding::Percent.for_body(encoding),
+            )
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(event.kind(), kind);
             assert_eq!(event.appid, 1);
         }
@@ -279,7 +284,12 @@ mod tests {
         let (encoding, form) =
             decode(format!("{base}&user_nickname=50%2541+off").as_bytes()).unwrap();
         assert_eq!(encoding, BodyEncoding::Form);
-        let from_form = parse_event(EventKind::RoomLogin, &form, encoding).unwrap();
+        let from_form = parse_event(
+            EventKind::RoomLogin,
+            &form,
+            DisplayDecoding::Percent.for_body(encoding),
+        )
+        .unwrap();
         let mut json = form.clone();
         json.insert("user_nickname".into(), Value::String("50%41 off".into()));
         let from_json = parse_json(EventKind::RoomLogin, &json).unwrap();
@@ -292,13 +302,36 @@ mod tests {
         assert_eq!(from_form.content_sha256, from_json.content_sha256);
     }
 
+    /// DISPLAY_FIELD_DECODING=none keeps a JSON body's display fields as
+    /// sent; the fingerprint still decodes, so the setting makes no conflict.
+    #[test]
+    fn display_fields_can_be_kept_as_sent() {
+        let mut fields = fixture("room_login_current.json");
+        fields.insert("user_nickname".into(), Value::String("%E5%BC%A0+1".into()));
+        fields.insert("room_name".into(), Value::String("100%25".into()));
+        let as_sent = parse_event(EventKind::RoomLogin, &fields, DisplayDecoding::AsSent).unwrap();
+        let decoded = parse_json(EventKind::RoomLogin, &fields).unwrap();
+        let shown = |e: &Event| match &e.detail {
+            EventDetail::RoomLogin {
+                user, room_name, ..
+            } => (user.user_nickname.clone(), room_name.clone()),
+            _ => unreachable!("a login"),
+        };
+        assert_eq!(
+            shown(&as_sent),
+            (Some("%E5%BC%A0+1".into()), Some("100%25".into()))
+        );
+        assert_eq!(shown(&decoded), (Some("张+1".into()), Some("100%".into())));
+        assert_eq!(as_sent.content_sha256, decoded.content_sha256);
+    }
+
     #[test]
     fn json_and_form_of_one_callback_have_one_fingerprint() {
         let json = parse_json(EventKind::RoomClose, &fixture("room_close.json")).unwrap();
         let form = parse_event(
             EventKind::RoomClose,
             &fixture("room_close.form"),
-            BodyEncoding::Form,
+            DisplayDecoding::Percent.for_body(BodyEncoding::Form),
         )
         .unwrap();
         assert_eq!(json, form);

@@ -78,24 +78,49 @@ pub fn string_field(fields: &Fields, name: &'static str) -> Result<Option<String
     }
 }
 
-/// A display field (`user_nickname`, `room_name`). In a JSON body,
-/// percent-encoded UTF-8 is decoded (ZEGO's "the data is JSON; you must
-/// UrlDecode it" may mean its strings); `+` is left alone, and text that
-/// does not decode cleanly is kept as it came. Form fields and whole-body
-/// URL-encoded JSON had their one URL decoding with the body: decoding
-/// again would turn a sent `%41` into `A`.
+/// How the display fields (`user_nickname`, `room_name`) of a JSON body
+/// are read: the DISPLAY_FIELD_DECODING setting. ZEGO's "the data is JSON;
+/// you must UrlDecode it" may mean its strings are percent-encoded, or may
+/// be a leftover of the FORM variant; the docs do not say, so it is the
+/// operator's choice (zego-callbacks.md §9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DisplayDecoding {
+    /// Percent-encoded UTF-8 is decoded (`%E5%BC%A0` → `张`); `+` is left
+    /// alone, and text that does not decode cleanly is kept as it came.
+    #[default]
+    Percent,
+    /// Kept exactly as the JSON string holds it.
+    #[value(name = "none")]
+    AsSent,
+}
+
+impl DisplayDecoding {
+    /// The rule for a body in `encoding`. Form fields and whole-body
+    /// URL-encoded JSON had their one URL decoding with the body: decoding
+    /// again would turn a sent `%41` into `A`, so they are kept as they are.
+    pub fn for_body(self, encoding: BodyEncoding) -> DisplayDecoding {
+        match encoding {
+            BodyEncoding::Json => self,
+            BodyEncoding::UrlEncodedJson | BodyEncoding::Form => DisplayDecoding::AsSent,
+        }
+    }
+}
+
+/// A display field, read by `decoding` (the body's rule, `for_body`).
 pub fn display_field(
     fields: &Fields,
     name: &'static str,
-    encoding: BodyEncoding,
+    decoding: DisplayDecoding,
 ) -> Result<Option<String>, FieldError> {
     let text = string_field(fields, name)?;
-    Ok(match encoding {
-        BodyEncoding::Json => text.map(|s| decode_display(&s)),
-        BodyEncoding::UrlEncodedJson | BodyEncoding::Form => text,
+    Ok(match decoding {
+        DisplayDecoding::Percent => text.map(|s| decode_display(&s)),
+        DisplayDecoding::AsSent => text,
     })
 }
 
+/// Percent-decodes display text when that yields UTF-8 without NUL; any
+/// other text is kept as it is.
 pub fn decode_display(s: &str) -> String {
     if !s.contains('%') {
         return s.to_owned();

@@ -8,6 +8,7 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use crate::domain::EventKind;
+    use crate::zego::fields::DisplayDecoding;
     use crate::zego::{body, event};
 
     fn field_value() -> impl Strategy<Value = Value> {
@@ -83,8 +84,10 @@ mod tests {
                 };
                 if let Ok((encoding, decoded)) = body::decode(&bytes) {
                     let _ = event::summarize(&decoded);
-                    for kind in EventKind::ALL {
-                        if let Ok(e) = event::parse_event(kind, &decoded, encoding) {
+                    for (kind, setting) in EventKind::ALL.into_iter().flat_map(|k| {
+                        [DisplayDecoding::Percent, DisplayDecoding::AsSent].map(|d| (k, d))
+                    }) {
+                        if let Ok(e) = event::parse_event(kind, &decoded, setting.for_body(encoding)) {
                             // Whatever parsed is in range and free of NUL.
                             prop_assert!(!e.room_id.contains('\0'));
                             prop_assert!(e.event_at().millis() >= 0);

@@ -1091,6 +1091,7 @@ async fn without_tokens_only_loopback_clients_are_answered() {
     let state = zego_room_tracker::http::AppState {
         store,
         verify: std::sync::Arc::new(policy()),
+        display_decoding: Default::default(),
         body_limit: BODY_LIMIT,
         api_tokens: std::sync::Arc::new(Vec::new()),
         request_timeout: std::time::Duration::from_secs(30),

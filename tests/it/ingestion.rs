@@ -5,6 +5,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use zego_room_tracker::domain::EventKind;
+use zego_room_tracker::zego::fields::DisplayDecoding;
 
 use crate::support::callbacks::{T0, ingest_all, login, logout};
 use crate::support::*;
@@ -136,6 +137,44 @@ async fn display_fields_are_decoded_and_identifiers_kept_as_sent(backend: Backen
     assert_eq!(event.user_nickname.as_deref(), Some("张三"));
     assert_eq!(event.room_name.as_deref(), Some("room#123"));
     assert_eq!(event.user_account.as_deref(), Some("u%41+1"));
+}
+
+/// DISPLAY_FIELD_DECODING=none keeps a JSON body's display fields as sent.
+/// ZEGO's retry of the text decoded is the same content (the fingerprint
+/// decodes either way), and a `rebuild` under `percent` re-reads the
+/// history by that setting.
+async fn display_fields_are_kept_as_sent_when_decoding_is_none(backend: Backend) {
+    let app = or_skip!(TestApp::spawn_reading(backend, DisplayDecoding::AsSent).await);
+    let mut login = fixture("room_login_current.json");
+    login.insert("user_nickname".into(), json!("%E5%BC%A0+1"));
+    login.insert("room_name".into(), json!("room%23123"));
+    let mut decoded = login.clone();
+    decoded.insert("user_nickname".into(), json!("张+1"));
+    decoded.insert("room_name".into(), json!("room#123"));
+    for (fields, status) in [(login, "stored"), (decoded, "duplicate")] {
+        assert_eq!(
+            app.post("/callbacks/room_login", json_body(&signed(fields)))
+                .await,
+            (StatusCode::OK, json!({"status": status}))
+        );
+    }
+    let shown = |snapshot: &zego_room_tracker::store::AppSnapshot| {
+        let event = &snapshot.events[0];
+        (event.user_nickname.clone(), event.room_name.clone())
+    };
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    assert_eq!(snapshot.events.len(), 1);
+    assert_eq!(
+        shown(&snapshot),
+        (Some("%E5%BC%A0+1".into()), Some("room%23123".into()))
+    );
+    let report = app.store.rebuild(&reassess, &|_| {}).await.unwrap();
+    assert_eq!((report.events.added, report.events.removed), (1, 1));
+    assert_eq!(report.outcomes_changed, 0);
+    assert_eq!(
+        shown(&app.store.app_snapshot(1).await.unwrap()),
+        (Some("张+1".into()), Some("room#123".into()))
+    );
 }
 
 /// User ids go into the text of PostgreSQL's BEGIN (as the hex of their
@@ -688,6 +727,7 @@ conformance!(
     json_and_form_of_one_callback_are_one_event,
     u64_ids_round_trip_exactly,
     display_fields_are_decoded_and_identifiers_kept_as_sent,
+    display_fields_are_kept_as_sent_when_decoding_is_none,
     identifiers_that_look_like_sql_are_stored_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
     a_conflicting_login_does_not_move_its_session,

@@ -327,6 +327,43 @@ async fn import_twice_stores_once(backend: Backend) {
     assert_eq!(store.app_snapshot(5).await.unwrap(), first);
 }
 
+/// `import` and `rebuild` read display fields by DISPLAY_FIELD_DECODING,
+/// like `serve`: `rebuild` under another setting re-reads the history by it.
+async fn import_and_rebuild_read_display_fields_by_the_setting(backend: Backend) {
+    let (store, db) = or_skip!(fresh_store(backend).await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("login.json");
+    let mut body = fixture("room_login_current.json");
+    body.insert("user_nickname".into(), json!("50%25+off"));
+    std::fs::write(&file, Value::Object(body).to_string()).unwrap();
+    let run = |args: &[&str], decoding: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("DISPLAY_FIELD_DECODING", decoding)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let nickname = || async {
+        let snapshot = store.app_snapshot(1).await.unwrap();
+        snapshot.events[0].user_nickname.clone().unwrap()
+    };
+    let import = run(&["import", file.to_str().unwrap()], "none");
+    assert!(import.contains("stored 1,"), "{import}");
+    assert_eq!(nickname().await, "50%25+off");
+    let rebuilt = run(&["rebuild"], "percent");
+    assert!(
+        rebuilt.contains("0 outcomes changed; events +1 -1"),
+        "{rebuilt}"
+    );
+    assert_eq!(nickname().await, "50%+off");
+    run(&["rebuild"], "none");
+    assert_eq!(nickname().await, "50%25+off");
+}
+
 async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
     let (store, _db) = or_skip!(fresh_store(backend).await);
     let day = 86_400_000;
@@ -365,7 +402,11 @@ async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
             body: serde_json::to_vec(&fields).unwrap().into(),
         };
         let outcome = store
-            .record_delivery(&ingest::assess_unsigned(ingest::PathEvent::Any, raw))
+            .record_delivery(&ingest::assess_unsigned(
+                Default::default(),
+                ingest::PathEvent::Any,
+                raw,
+            ))
             .await
             .unwrap();
         assert_eq!(outcome.as_str(), "stored");
@@ -479,7 +520,7 @@ async fn rebuild_restores_derived_state_from_the_archive(backend: Backend) {
     let future = chrono::DateTime::from_timestamp_millis(T0 + 1_000 * 86_400_000).unwrap();
     while app.store.purge_sessions(future, 100).await.unwrap() > 0 {}
     assert!(app.store.app_snapshot(1).await.unwrap().sessions.is_empty());
-    let report = app.store.rebuild(&ingest::reassess, &|_| {}).await.unwrap();
+    let report = app.store.rebuild(&reassess, &|_| {}).await.unwrap();
     assert_eq!(
         (report.sessions.added, report.sessions.removed),
         (before.sessions.len() as i64, 0)
@@ -505,7 +546,7 @@ async fn rebuild_refuses_when_the_archive_no_longer_holds_every_event(backend: B
     assert!(purged.deliveries > 0);
     let refused = app
         .store
-        .rebuild(&ingest::reassess, &|_| {})
+        .rebuild(&reassess, &|_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -550,7 +591,7 @@ async fn rebuild_refuses_when_only_a_later_copy_of_an_event_is_archived(backend:
             .await
             .unwrap();
     assert_eq!(purged.deliveries, 1);
-    let refused = app.store.rebuild(&ingest::reassess, &|_| {}).await;
+    let refused = app.store.rebuild(&reassess, &|_| {}).await;
     assert!(
         refused
             .as_ref()
@@ -631,6 +672,7 @@ conformance!(
     send_stores_what_it_sent,
     a_written_request_file_replays_as_new_callbacks,
     import_twice_stores_once,
+    import_and_rebuild_read_display_fields_by_the_setting,
     purge_removes_exactly_what_is_older_than_the_cutoff,
     seed_check_tells_which_flags_seeded_a_database,
 );

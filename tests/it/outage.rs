@@ -449,7 +449,7 @@ async fn rebuild_and_purge_after_connections_died_idle_still_run() {
     assert!(kill_every_idle_connection(&app).await > 0);
     let report = app
         .store
-        .rebuild(&zego_room_tracker::ingest::reassess, &|_| {})
+        .rebuild(&reassess, &|_| {})
         .await
         .expect("rebuild");
     assert_eq!(report.outcomes_changed, 0);

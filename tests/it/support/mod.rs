@@ -19,6 +19,7 @@ use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
 use zego_room_tracker::store::{
     self, Backend, ConnectOptions, DeliveryFilter, DeliveryRecord, Store,
 };
+use zego_room_tracker::zego::fields::DisplayDecoding;
 use zego_room_tracker::zego::{Secret, SecretBook, signature};
 
 pub use db::TestDb;
@@ -98,7 +99,14 @@ impl TestApp {
     /// Each delivery in its own transaction (group commit off).
     pub async fn spawn_unbatched(backend: Backend) -> Option<TestApp> {
         let (store, db) = fresh_store(backend).await?;
-        Some(TestApp::start(store, db, policy(), Vec::new(), false).await)
+        let (batched, display) = (false, DisplayDecoding::Percent);
+        Some(TestApp::start(store, db, policy(), Vec::new(), batched, display).await)
+    }
+
+    /// Reading display fields by `display` (DISPLAY_FIELD_DECODING).
+    pub async fn spawn_reading(backend: Backend, display: DisplayDecoding) -> Option<TestApp> {
+        let (store, db) = fresh_store(backend).await?;
+        Some(TestApp::start(store, db, policy(), Vec::new(), true, display).await)
     }
 
     /// With group commit, as `serve` runs by default.
@@ -108,7 +116,15 @@ impl TestApp {
         verify: VerifyPolicy,
         api_tokens: Vec<Secret>,
     ) -> TestApp {
-        TestApp::start(store, db, verify, api_tokens, true).await
+        TestApp::start(
+            store,
+            db,
+            verify,
+            api_tokens,
+            true,
+            DisplayDecoding::Percent,
+        )
+        .await
     }
 
     async fn start(
@@ -117,6 +133,7 @@ impl TestApp {
         verify: VerifyPolicy,
         api_tokens: Vec<Secret>,
         batched: bool,
+        display_decoding: DisplayDecoding,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -125,6 +142,7 @@ impl TestApp {
         let state = AppState {
             store: store.clone(),
             verify: Arc::new(verify),
+            display_decoding,
             body_limit: BODY_LIMIT,
             api_tokens: Arc::new(api_tokens),
             request_timeout: std::time::Duration::from_secs(30),
@@ -293,7 +311,14 @@ pub fn assessed(fields: &Map<String, Value>, kind: EventKind) -> Delivery {
         content_type: Some("application/json".into()),
         body: serde_json::to_vec(fields).expect("serialise").into(),
     };
-    ingest::assess(&policy(), ingest::PathEvent::Modelled(kind), raw)
+    let display = DisplayDecoding::Percent;
+    ingest::assess(&policy(), display, ingest::PathEvent::Modelled(kind), raw)
+}
+
+/// `ingest::reassess` under the default DISPLAY_FIELD_DECODING, as `rebuild`
+/// runs it.
+pub fn reassess(archived: &DeliveryRecord) -> Delivery {
+    ingest::reassess(archived, DisplayDecoding::Percent)
 }
 
 /// Runs a signed callback through the same pipeline as HTTP, without a
