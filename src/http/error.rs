@@ -2,6 +2,7 @@
 //! `{"error": {"code": "snake_case_code", "message": "human sentence"}}`.
 
 use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -74,6 +75,20 @@ impl From<Rejection> for ApiError {
             | RejectCode::InvalidField => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, r.code.as_str(), r.message)
+    }
+}
+
+/// A query string the endpoint's parameters cannot be read from.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::invalid_parameter("query", e.body_text())
+    }
+}
+
+/// A path segment the endpoint cannot use (not UTF-8 once percent-decoded).
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> ApiError {
+        ApiError::invalid_parameter("path", e.body_text())
     }
 }
 

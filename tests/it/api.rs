@@ -205,6 +205,8 @@ async fn bad_parameters_are_400_naming_the_parameter(backend: Backend) {
         // Not UTF-8 once decoded: axum's plain-text 400 before.
         ("/api/v1/rooms/%FF/sessions", "path"),
         ("/api/v1/sessions/%FF", "path"),
+        // A query string the parameters cannot be read from at all.
+        ("/api/v1/rooms/closed?limit=1&limit=2", "query"),
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");

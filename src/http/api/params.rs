@@ -2,9 +2,7 @@
 //! is a 400 whose message names the parameter.
 
 use axum::extract::{FromRequestParts, Path, Query};
-use axum::http::request::Parts;
 use chrono::{DateTime, TimeZone, Utc};
-use serde::de::DeserializeOwned;
 
 use crate::domain::time::parse_instant;
 use crate::domain::{EventTime, RoomSessionId};
@@ -14,34 +12,17 @@ use crate::store::query::SessionKey;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// `Query<T>` whose rejection is our JSON 400.
+/// Axum's `Query`, with a bad query string answered as our JSON 400
+/// (`ApiError: From<QueryRejection>`) instead of axum's plain text.
+#[derive(FromRequestParts)]
+#[from_request(via(Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))
-    }
-}
 
 /// Axum's `Path`, with a bad segment (not UTF-8 once percent-decoded)
 /// answered as the JSON `invalid_parameter` every other bad input gets.
+#[derive(FromRequestParts)]
+#[from_request(via(Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(p)| ApiPath(p))
-            .map_err(|e| ApiError::invalid_parameter("path", e.body_text()))
-    }
-}
 
 /// A room id to look up. A NUL character cannot be in any stored one (JSON
 /// text can carry it, PostgreSQL text cannot hold it) and PostgreSQL
