@@ -31,7 +31,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     if config.api_tokens.is_empty() {
         tracing::warn!(
-            "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine"
+            "API_TOKENS is not set: the query API (/api/v1) answers only clients on this machine, \
+             which includes a reverse proxy on this machine and so everyone it forwards; \
+             set API_TOKENS behind a proxy"
         );
     }
     tokio::spawn(crate::retention::run_scheduled(

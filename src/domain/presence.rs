@@ -8,7 +8,9 @@
 //! 1. a logout that carries `login_time` pairs with the login of exactly that
 //!    time; if that login is unknown the interval still starts at that time;
 //! 2. a logout without `login_time` pairs with the latest unpaired login at or
-//!    before it, logouts taken in time order; with none its `login_at` is null;
+//!    before it, logouts taken in time order; a login in its own millisecond
+//!    only when no earlier one is unpaired (at equal times a logout counts
+//!    before a login); with none its `login_at` is null;
 //! 3. a login nobody paired is an open interval (`logout_at` null).
 
 use super::event::EventTime;
@@ -83,9 +85,20 @@ pub fn pair_group(
     }
 
     for logout in unmatched {
+        // At equal times a logout counts before a login (DESIGN.md): a login
+        // in the logout's own millisecond is a stay that begins as an
+        // earlier one ends, so an earlier open login is ended first. Only
+        // without one does the logout end that login, a stay of no length.
+        let open = |i: &usize| !paired[*i];
         let latest = (0..logins.len())
             .rev()
-            .find(|&i| !paired[i] && logins[i].login_at <= logout.logout_at);
+            .filter(open)
+            .find(|&i| logins[i].login_at < logout.logout_at)
+            .or_else(|| {
+                (0..logins.len())
+                    .filter(open)
+                    .find(|&i| logins[i].login_at == logout.logout_at)
+            });
         match latest {
             Some(i) => {
                 paired[i] = true;
@@ -215,6 +228,20 @@ mod tests {
         let out = pair_group(vec![login(1, 40)], vec![logout(2, 40, None)]);
         assert_eq!(spans(&out), vec![(Some(40), Some(40))]);
         assert_eq!(out[0].duration_ms, Some(0));
+    }
+
+    /// A re-login in the millisecond of a logout without `login_time`: the
+    /// logout ends the earlier stay and the re-login stays open (it ended
+    /// the re-login, a stay of no length, and left the first open).
+    #[test]
+    fn a_logout_ends_an_earlier_stay_before_a_login_of_its_millisecond() {
+        let out = pair_group(
+            vec![login(1, 20), login(2, 100)],
+            vec![logout(3, 100, None)],
+        );
+        assert_eq!(spans(&out), vec![(Some(20), Some(100)), (Some(100), None)]);
+        assert_eq!(out[0].duration_ms, Some(80));
+        assert_eq!(out[0].login_event_id, Some(1));
     }
 
     fn strip_ids(mut v: Vec<PresenceInterval>) -> Vec<PresenceInterval> {

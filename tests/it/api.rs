@@ -1036,6 +1036,36 @@ async fn a_stay_of_no_length_is_no_presence_in_the_session_detail(backend: Backe
     );
 }
 
+/// A re-login in the millisecond of a logout without `login_time` (old
+/// payloads): the logout ends the earlier stay, the re-login stays open,
+/// whichever arrives first (the re-login used to take the logout).
+async fn a_logout_ends_the_earlier_stay_not_a_login_of_its_millisecond(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let (first, relogin, out) = (
+        login(1, "bob", "b1", T0 + 20, 2),
+        login(1, "bob", "b1", T0 + 100, 2),
+        logout(1, "bob", "b1", T0 + 100, None),
+    );
+    ingest_all(app.store.as_ref(), 1, &[relogin, out]).await;
+    ingest_all(app.store.as_ref(), 1, &[first]).await;
+    let (status, body) = app.get("/api/v1/sessions/1?appid=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stays: Vec<(Value, Value)> = body["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["duration_ms"].clone(), p["logout_reason_name"].clone()))
+        .collect();
+    assert_eq!(
+        stays,
+        [
+            (json!(80), json!("heartbeat_timeout")),
+            (json!(null), json!(null))
+        ],
+        "{body}"
+    );
+}
+
 /// `from`/`to` with digits below the microsecond: a close at exactly
 /// 22:13:20.000 is before `…20.0000001Z` on both backends (PostgreSQL binds
 /// whole microseconds, and used to cut the bound down to `…20Z`).
@@ -1080,6 +1110,7 @@ conformance!(
     openapi_covers_every_endpoint,
     answers_have_exactly_the_fields_the_spec_documents,
     a_stay_of_no_length_is_no_presence_in_the_session_detail,
+    a_logout_ends_the_earlier_stay_not_a_login_of_its_millisecond,
     bounds_below_the_microsecond_mean_the_same_on_both_backends,
     forged_cursors_are_400,
     a_leap_second_bound_means_the_same_on_both_backends,
@@ -1114,6 +1145,11 @@ async fn without_tokens_only_loopback_clients_are_answered() {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("API_TOKENS"));
-    let local = app.oneshot(request("127.0.0.1")).await.unwrap();
-    assert_eq!(local.status(), StatusCode::OK);
+    // An IPv4 client of a dual-stack `[::]` listener is `::ffff:127.0.0.1`.
+    for local in ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]"] {
+        let answer = app.clone().oneshot(request(local)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{local}");
+    }
+    let mapped_remote = app.oneshot(request("[::ffff:203.0.113.9]")).await.unwrap();
+    assert_eq!(mapped_remote.status(), StatusCode::UNAUTHORIZED);
 }

@@ -61,7 +61,9 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         let loopback = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+            // Canonical: on a dual-stack `[::]` listener an IPv4 client is
+            // `::ffff:127.0.0.1`, which is not `is_loopback` as it stands.
+            .is_some_and(|ConnectInfo(addr)| addr.ip().to_canonical().is_loopback());
         loopback.then_some(()).ok_or_else(|| {
             ApiError::unauthorized(
                 "API_TOKENS is not set, so the query API answers only this machine; set API_TOKENS and send Authorization: Bearer <token>",
