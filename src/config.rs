@@ -111,9 +111,10 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
     pub body_limit_bytes: u64,
 
-    /// Delete archived deliveries older than this (e.g. 90d), hourly. Unset:
-    /// keep them forever. Sessions are never deleted automatically.
-    #[arg(long, env = "ARCHIVE_RETENTION", value_parser = parse_duration)]
+    /// Delete archived deliveries older than this (e.g. 90d; at least 1h),
+    /// hourly. Unset: keep them forever. Sessions are never deleted
+    /// automatically.
+    #[arg(long, env = "ARCHIVE_RETENTION", value_parser = parse_retention)]
     pub archive_retention: Option<Duration>,
 
     /// PEM certificate chain: serve HTTPS directly (with TLS_KEY_PATH).
@@ -257,6 +258,19 @@ pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}: write a duration such as 90d, 12h, 30m or 10s"))
 }
 
+/// A retention or purge age: at least an hour. A `0d` (or a unit slip,
+/// `90s` for `90d`) would delete the whole archive, and with it what
+/// `rebuild` needs; an hour is the retention's own period.
+pub(crate) fn parse_retention(value: &str) -> Result<Duration, String> {
+    let age = parse_duration(value)?;
+    if age < Duration::from_secs(3_600) {
+        return Err(format!(
+            "{value} would delete (nearly) the whole archive: give at least 1h, such as 90d"
+        ));
+    }
+    Ok(age)
+}
+
 /// The entries of a comma-separated setting, trimmed, empty ones left out.
 pub(crate) fn split_list(value: Option<&str>) -> impl Iterator<Item = &str> {
     value
@@ -270,15 +284,20 @@ pub(crate) fn parse_app_secrets(
     value: Option<&str>,
 ) -> Result<HashMap<u32, Vec<Secret>>, ConfigError> {
     let mut per_app: HashMap<u32, Vec<Secret>> = HashMap::new();
-    for entry in split_list(value) {
+    for (number, entry) in split_list(value).enumerate() {
         let parsed = entry
             .split_once('=')
             .and_then(|(appid, secret)| Some((appid.trim().parse::<u32>().ok()?, secret.trim())))
             .filter(|(_, secret)| !secret.is_empty());
         let Some((appid, secret)) = parsed else {
-            let shown: String = entry.chars().take_while(|c| *c != '=').collect();
+            // Only what comes before `=` may be shown: without one, the
+            // whole entry may be a secret pasted without its appid.
+            let which = match entry.split_once('=') {
+                Some((appid, _)) => format!("entry {} (appid {:?})", number + 1, appid.trim()),
+                None => format!("entry {} (it has no `=`)", number + 1),
+            };
             return Err(ConfigError(format!(
-                "ZEGO_APP_SECRETS entry starting {shown:?} is invalid: write entries as appid=secret, \
+                "ZEGO_APP_SECRETS {which} is invalid: write entries as appid=secret, \
                  comma-separated, with a numeric appid"
             )));
         };
@@ -318,6 +337,21 @@ mod tests {
     }
 
     #[test]
+    fn a_retention_under_an_hour_is_refused() {
+        for short in ["0d", "0s", "90s", "59m"] {
+            let err = Harness::try_parse_from(["test", "--archive-retention", short])
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                err.contains("--archive-retention") && err.contains("at least 1h"),
+                "{err}"
+            );
+        }
+        assert_eq!(parse_retention("1h"), Ok(Duration::from_secs(3_600)));
+    }
+
+    #[test]
     fn secrets_rotate_and_can_be_per_app() {
         let config = parse(&[
             "--zego-callback-secret",
@@ -349,8 +383,20 @@ mod tests {
         let err = parse(&["--zego-app-secrets", "abc=topsecret"])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("ZEGO_APP_SECRETS entry"), "{err}");
+        assert!(
+            err.starts_with("ZEGO_APP_SECRETS entry 1 (appid \"abc\")"),
+            "{err}"
+        );
         assert!(!err.contains("topsecret"), "{err}");
+        // A secret pasted without its appid is not echoed either.
+        let err = parse(&["--zego-app-secrets", "7=a, 9f8e7d6c5b4a"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("ZEGO_APP_SECRETS entry 2 (it has no `=`)"),
+            "{err}"
+        );
+        assert!(!err.contains("9f8e7d6c5b4a"), "{err}");
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn classify(expected: PathEvent<'_>, fields: &Fields, display: DisplayDecoding) 
         (PathEvent::Any, None) => {
             return Verdict::Rejected(Rejection::new(
                 RejectCode::MissingField,
-                "the field `event` is required on POST /callbacks",
+                "the field `event` is required where the path does not name the event (POST /callbacks, `import`)",
             ));
         }
         (PathEvent::Any, Some(name)) => match EventKind::parse(&name) {

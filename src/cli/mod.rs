@@ -107,6 +107,30 @@ pub(crate) async fn open_store(
     Ok(store)
 }
 
+/// Connects without creating or migrating anything, for commands that only
+/// read (`report`): a database that is missing or behind is an error that
+/// says what to run, not a new empty database or a migration nobody asked
+/// for (one may take minutes on a large database).
+pub(crate) async fn open_store_for_reading(
+    args: &DatabaseArgs,
+) -> Result<std::sync::Arc<dyn store::Store>, String> {
+    let shown = redact_url(&args.database_url);
+    let store = store::connect_existing(&args.database_url, &args.connect_options())
+        .await
+        .map_err(|e| format!("cannot open DATABASE_URL {shown}: {e}"))?;
+    let pending = store
+        .pending_migrations()
+        .await
+        .map_err(|e| format!("cannot read the database at DATABASE_URL {shown}: {e}"))?;
+    if pending > 0 {
+        return Err(format!(
+            "the database at DATABASE_URL {shown} lacks {pending} of this version's migrations: \
+             run `zego-room-tracker migrate` (or `serve`) with this DATABASE_URL first"
+        ));
+    }
+    Ok(store)
+}
+
 /// The URL with any password replaced, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -10,8 +10,8 @@ use crate::retention;
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// Delete what is older than this, e.g. 90d, 12h, 30min.
-    #[arg(long, value_parser = crate::config::parse_duration)]
+    /// Delete what is older than this, e.g. 90d or 12h (at least 1h).
+    #[arg(long, value_parser = crate::config::parse_retention)]
     older_than: Duration,
 
     /// Also delete whole sessions (events, presence, counts) all of whose

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{Args, ValueEnum};
 
-use super::open_store;
+use super::open_store_for_reading;
 use crate::config::DatabaseArgs;
 use crate::domain::time::parse_instant;
 use crate::reports::{REPORTS, Report, ReportParams, ReportTable};
@@ -60,8 +60,8 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
     if args.list {
         let width = REPORTS.iter().map(|r| r.name.len()).max().unwrap_or(0);
         for report in REPORTS {
-            writeln!(out, "{:width$}  {}", report.name, report.description())
-                .map_err(|e| e.to_string())?;
+            let line = format!("{:width$}  {}\n", report.name, report.description());
+            write_out(&mut out, &line)?;
         }
         return Ok(());
     }
@@ -73,7 +73,7 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
             names.join(", ")
         )
     })?;
-    let store = open_store(&args.database).await?;
+    let store = open_store_for_reading(&args.database).await?;
     let params = ReportParams {
         from: args.from,
         to: args.to,
@@ -88,9 +88,18 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
         Format::Csv => render_csv(&table)?,
         Format::Json => render_json(&table),
     };
-    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    write_out(&mut out, &text)?;
     eprintln!("{} rows", table.rows.len());
     Ok(())
+}
+
+/// Writes to stdout; a reader that has gone (`report … | head`) ends the
+/// output quietly rather than as an error.
+fn write_out(out: &mut impl Write, text: &str) -> Result<(), String> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
 fn cell_text(value: &serde_json::Value) -> String {

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod request_file;
+mod tls;
 pub mod traffic;
 
 use std::time::{Duration, Instant};
@@ -107,7 +108,7 @@ impl Sender {
             })
             .map_err(|why| format!("{base_url} is not a base URL: {why}"))?;
         Ok(Sender {
-            client: client(&[]),
+            client: client(None),
             base_url,
             secrets: std::sync::Arc::new(secrets),
             encoding: Encoding::Json,
@@ -116,15 +117,11 @@ impl Sender {
         })
     }
 
-    /// Also trusts the CA certificates in `pem` (one or a bundle) for an
-    /// https URL, as for a service whose certificate is self-signed or from
-    /// a private CA; the public roots stay trusted.
+    /// Also trusts the certificates in `pem` (one or a bundle) for an
+    /// https URL, as for a service whose certificate is self-signed (a CA
+    /// one too, `tls`) or from a private CA; the public roots stay trusted.
     pub fn trusting(mut self, pem: &[u8]) -> Result<Sender, String> {
-        let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| with_causes(&e))?;
-        if roots.is_empty() {
-            return Err("it holds no PEM certificate".into());
-        }
-        self.client = client(&roots);
+        self.client = client(Some(tls::trusting(pem)?));
         Ok(self)
     }
 
@@ -241,15 +238,15 @@ pub fn sign(fields: &Map<String, Value>, secret: &str) -> Map<String, Value> {
     signed
 }
 
-fn client(extra_roots: &[reqwest::Certificate]) -> reqwest::Client {
-    extra_roots
-        .iter()
-        .fold(reqwest::Client::builder(), |builder, root| {
-            builder.add_root_certificate(root.clone())
-        })
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("a TLS backend is compiled in")
+/// reqwest's own TLS (the public roots), or `tls`'s.
+fn client(tls: Option<rustls::ClientConfig>) -> reqwest::Client {
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    match tls {
+        None => builder,
+        Some(config) => builder.use_preconfigured_tls(config),
+    }
+    .build()
+    .expect("a TLS backend is compiled in")
 }
 
 /// An error and each of its sources, `: `-separated.

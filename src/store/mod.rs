@@ -106,6 +106,10 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// How many of this backend's migrations the database has not applied
+    /// (all of them where it has none of our tables).
+    async fn pending_migrations(&self) -> Result<usize, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -208,6 +212,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the database named by `url` (`postgres://…` or `sqlite:…`),
 /// creating a SQLite file and its directory when missing. Does not migrate.
+/// `connect_existing` does not create one.
 pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, options).await?))
@@ -215,5 +220,38 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Stor
         Ok(Arc::new(SqliteStore::connect(url, options).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// Like `connect`, but a SQLite file that does not exist is an error, not
+/// a new empty database: for commands that only read.
+pub async fn connect_existing(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") && !SqliteStore::file_exists(url)? {
+        return Err(StoreError::Refused(
+            "there is no database file there (run the command where `serve` runs, or set DATABASE_URL)"
+                .into(),
+        ));
+    }
+    connect(url, options).await
+}
+
+/// The versions of `migrator`'s migrations missing from `applied` (the
+/// versions `_sqlx_migrations` records as applied).
+fn pending_of(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> usize {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .count()
+}
+
+/// What `SELECT version FROM _sqlx_migrations` gives, with a database
+/// where that table does not exist (never migrated) read as none applied.
+fn applied_versions(read: Result<Vec<i64>, sqlx::Error>) -> Result<Vec<i64>, StoreError> {
+    match read {
+        Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+        read => Ok(read?),
     }
 }

@@ -92,8 +92,9 @@ pub async fn rebuild(
     let orphaned = tx.events_without_delivery().await?;
     if orphaned > 0 {
         return Err(StoreError::Refused(format!(
-            "{orphaned} stored events have lost the archived delivery that stored them \
-             (ARCHIVE_RETENTION or `purge --older-than` deleted it), and a rebuild replays \
+            "{orphaned} stored events have no archived delivery that stored them \
+             (ARCHIVE_RETENTION or `purge --older-than` deleted it, or `seed` wrote them \
+             without one), and a rebuild replays \
              the archive: it would delete those events, or make them again from a later \
              copy, and their sessions, presence and close counts with them"
         )));

@@ -301,12 +301,18 @@ fn spawn_until_listening(
     panic!("no `listening` line with addr= within 20 s; stderr: {seen:?}");
 }
 
+/// Self-signed and marked a CA, as `openssl req -x509` makes one by
+/// default: `send --ca-cert` refused it (webpki's `CaUsedAsEndEntity`)
+/// while curl's `--cacert` took it.
 #[test]
 fn serves_https_with_a_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
     let mut cmd = command(dir.path());
     cmd.env("ZEGO_CALLBACK_SECRET", "s")
         .env("LISTEN_ADDR", "127.0.0.1:0")
@@ -327,17 +333,25 @@ fn serves_https_with_a_configured_certificate() {
             .map(|r| r.status())
     });
     // `send` names why an untrusted certificate fails, and trusts it with --ca-cert.
-    let url = format!("https://localhost:{port}");
-    let send = |extra: &[&str]| {
+    let send = |host: &str, extra: &[&str]| {
         command(dir.path())
             .env("ZEGO_CALLBACK_SECRET", "s")
-            .args(["send", "--no-retry", "--url", &url])
+            .args([
+                "send",
+                "--no-retry",
+                "--url",
+                &format!("https://{host}:{port}"),
+            ])
             .args(extra)
             .output()
             .unwrap()
     };
-    let untrusted = send(&[]);
-    let trusted = send(&["--ca-cert", dir.path().join("cert.pem").to_str().unwrap()]);
+    let cert_file = dir.path().join("cert.pem");
+    let ca_cert = ["--ca-cert", cert_file.to_str().unwrap()];
+    let untrusted = send("localhost", &[]);
+    let trusted = send("localhost", &ca_cert);
+    // Trusted for its name only: the certificate is for localhost.
+    let other_name = send("127.0.0.1", &ca_cert);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status.unwrap(), 200);
@@ -351,6 +365,11 @@ fn serves_https_with_a_configured_certificate() {
         trusted.status.success() && said.contains("8 sent, 8 succeeded"),
         "{said}{}",
         String::from_utf8_lossy(&trusted.stderr)
+    );
+    let said = String::from_utf8_lossy(&other_name.stdout);
+    assert!(
+        !other_name.status.success() && said.contains("NotValidForName"),
+        "{said}"
     );
 }
 

@@ -364,6 +364,42 @@ async fn import_and_rebuild_read_display_fields_by_the_setting(backend: Backend)
     assert_eq!(nickname().await, "50%25+off");
 }
 
+/// `report` only reads: it neither creates a database (run in the wrong
+/// directory, it made an empty `./data/…` file) nor migrates one (it
+/// applied every migration, which can take minutes on a large database);
+/// each refusal says what to run.
+async fn report_neither_creates_nor_migrates_a_database(backend: Backend) {
+    let db = or_skip!(TestDb::new(backend).await);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["report", "top-users"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    let expected = match backend {
+        Backend::Sqlite => "there is no database file there",
+        Backend::Postgres => {
+            "lacks 5 of this version's migrations: run `zego-room-tracker migrate`"
+        }
+    };
+    assert!(stderr.contains(expected), "{stderr}");
+    if backend == Backend::Sqlite {
+        let file = db.url.strip_prefix("sqlite://").unwrap();
+        assert!(!std::path::Path::new(file).exists(), "{file} was created");
+    }
+    assert!(run(&["migrate"]).status.success());
+    let answered = run(&["report", "top-users"]);
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+}
+
 async fn purge_removes_exactly_what_is_older_than_the_cutoff(backend: Backend) {
     let (store, _db) = or_skip!(fresh_store(backend).await);
     let day = 86_400_000;
@@ -551,7 +587,7 @@ async fn rebuild_refuses_when_the_archive_no_longer_holds_every_event(backend: B
         .unwrap_err()
         .to_string();
     assert!(
-        refused.contains("lost the archived delivery") && refused.contains("ARCHIVE_RETENTION"),
+        refused.contains("have no archived delivery") && refused.contains("ARCHIVE_RETENTION"),
         "{refused}"
     );
     assert_eq!(app.store.app_snapshot(1).await.unwrap(), before);
@@ -672,6 +708,7 @@ conformance!(
     send_stores_what_it_sent,
     a_written_request_file_replays_as_new_callbacks,
     import_twice_stores_once,
+    report_neither_creates_nor_migrates_a_database,
     import_and_rebuild_read_display_fields_by_the_setting,
     purge_removes_exactly_what_is_older_than_the_cutoff,
     seed_check_tells_which_flags_seeded_a_database,

@@ -474,6 +474,17 @@ impl Store for PgStore {
         }
     }
 
+    async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await;
+        let applied = super::applied_versions(applied)?;
+        Ok(super::pending_of(
+            &sqlx::migrate!("migrations/postgres"),
+            &applied,
+        ))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|| Box::pin(sqlx::query("SELECT 1").execute(&self.pool)))
             .await?;

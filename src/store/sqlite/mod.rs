@@ -74,6 +74,13 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Whether the file `url` names exists (an in-memory database always does).
+    pub fn file_exists(url: &str) -> Result<bool, StoreError> {
+        let options = url.parse::<SqliteConnectOptions>()?;
+        let file = options.get_filename();
+        Ok(file.as_os_str() == ":memory:" || file.exists())
+    }
+
     /// A session's rows fetched as one JSON array (`read_sql::*_AS_JSON`).
     async fn json_rows<T: serde::de::DeserializeOwned>(
         &self,
@@ -158,6 +165,17 @@ impl Store for SqliteStore {
                     .await?)
             })
             .await
+    }
+
+    async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.reader)
+            .await;
+        let applied = super::applied_versions(applied)?;
+        Ok(super::pending_of(
+            &sqlx::migrate!("migrations/sqlite"),
+            &applied,
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

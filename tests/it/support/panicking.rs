@@ -39,6 +39,9 @@ impl Store for PanicsOnBoom {
     async fn migrate(&self) -> Result<(), StoreError> {
         self.0.migrate().await
     }
+    async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        self.0.pending_migrations().await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().await
     }
