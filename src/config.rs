@@ -56,7 +56,7 @@ pub struct ReadingArgs {
     /// How the display fields (user_nickname, room_name) of a JSON body are
     /// read. ZEGO's docs leave open whether they arrive percent-encoded.
     /// Form bodies' values are URL-decoded once, with the body, either way.
-    /// Which callbacks are duplicates does not depend on it; `rebuild`
+    /// Copies are duplicates when they read the same by it; `rebuild`
     /// applies a changed setting to the stored history.
     #[arg(long, env = "DISPLAY_FIELD_DECODING", value_enum, default_value_t = DisplayDecoding::Percent)]
     pub display_field_decoding: DisplayDecoding,

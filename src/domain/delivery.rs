@@ -62,10 +62,17 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// A NUL the message quotes from the body is written `\0`: the message
+    /// is archived, and PostgreSQL text cannot hold a NUL.
     pub fn new(code: RejectCode, message: impl Into<String>) -> Rejection {
+        let message = message.into();
         Rejection {
             code,
-            message: message.into(),
+            message: if message.contains('\0') {
+                message.replace('\0', "\\0")
+            } else {
+                message
+            },
         }
     }
 }

@@ -8,8 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::Fields;
 use super::fields::{
-    DisplayDecoding, FieldError, MAX_KEY_BYTES, decode_display, display_field, i64_field,
-    string_field, u64_field,
+    DisplayDecoding, FieldError, MAX_KEY_BYTES, display_field, i64_field, string_field, u64_field,
 };
 use crate::domain::delivery::DeliverySummary;
 use crate::domain::{Event, EventDetail, EventKind, EventTime, RoomSessionId, UserRef};
@@ -80,9 +79,9 @@ pub fn appid(fields: &Fields) -> Result<u32, FieldError> {
 /// rejected (they stay in the archived body and in the fingerprint).
 ///
 /// `display` is how this body's display fields are read
-/// (`DisplayDecoding::for_body`). The fingerprint percent-decodes them
-/// whatever the body and the setting, so a JSON and a FORM copy of one
-/// callback stay one content, and changing the setting makes no conflicts.
+/// (`DisplayDecoding::for_body`), for the event and its fingerprint alike:
+/// two copies are one content exactly when what would be stored is the
+/// same, so which of them arrives first never matters.
 pub fn parse_event(
     kind: EventKind,
     fields: &Fields,
@@ -131,7 +130,7 @@ pub fn parse_event(
         room_id,
         room_session_id: RoomSessionId(room_session_id),
         detail,
-        content_sha256: content_sha256(kind, fields),
+        content_sha256: content_sha256(kind, fields, display),
     })
 }
 
@@ -176,7 +175,10 @@ fn time(fields: &Fields, name: &'static str) -> Result<Option<EventTime>, FieldE
 
 /// SHA-256 over every field but the envelope, each normalised to text: so a
 /// JSON retry of a FORM delivery (or `"1"` for `1`) is the same content.
-pub fn content_sha256(kind: EventKind, fields: &Fields) -> String {
+/// Display fields are read by `display`, as they are stored: a copy they
+/// would be stored differently from is another content (a conflict), not
+/// a duplicate whose first arrival would decide what is kept.
+pub fn content_sha256(kind: EventKind, fields: &Fields, display: DisplayDecoding) -> String {
     let mut normalised: BTreeMap<&str, String> = BTreeMap::new();
     normalised.insert("event", kind.as_str().to_owned());
     for (name, value) in fields {
@@ -185,7 +187,7 @@ pub fn content_sha256(kind: EventKind, fields: &Fields) -> String {
         }
         let text = match value {
             Value::Null => continue,
-            Value::String(s) if DISPLAY_FIELDS.contains(&name.as_str()) => decode_display(s),
+            Value::String(s) if DISPLAY_FIELDS.contains(&name.as_str()) => display.read(s),
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -299,11 +301,19 @@ mod tests {
         };
         assert_eq!(nickname(&from_form).as_deref(), Some("50%41 off"));
         assert_eq!(nickname(&from_json).as_deref(), Some("50A off"));
-        assert_eq!(from_form.content_sha256, from_json.content_sha256);
+        // Stored differently, so not one content: whichever came first
+        // would otherwise decide the name kept.
+        assert_ne!(from_form.content_sha256, from_json.content_sha256);
+        // A JSON copy that reads as the form does is one content with it.
+        json.insert("user_nickname".into(), Value::String("50%2541 off".into()));
+        let same = parse_json(EventKind::RoomLogin, &json).unwrap();
+        assert_eq!(nickname(&same).as_deref(), Some("50%41 off"));
+        assert_eq!(from_form.content_sha256, same.content_sha256);
     }
 
     /// DISPLAY_FIELD_DECODING=none keeps a JSON body's display fields as
-    /// sent; the fingerprint still decodes, so the setting makes no conflict.
+    /// sent, and the fingerprint reads them so too: a copy that reads the
+    /// same under one setting may not under the other.
     #[test]
     fn display_fields_can_be_kept_as_sent() {
         let mut fields = fixture("room_login_current.json");
@@ -322,7 +332,15 @@ mod tests {
             (Some("%E5%BC%A0+1".into()), Some("100%25".into()))
         );
         assert_eq!(shown(&decoded), (Some("张+1".into()), Some("100%".into())));
-        assert_eq!(as_sent.content_sha256, decoded.content_sha256);
+        assert_ne!(as_sent.content_sha256, decoded.content_sha256);
+        let mut plain = fields.clone();
+        plain.insert("user_nickname".into(), Value::String("张+1".into()));
+        plain.insert("room_name".into(), Value::String("100%".into()));
+        let plain_decoded = parse_json(EventKind::RoomLogin, &plain).unwrap();
+        assert_eq!(plain_decoded.content_sha256, decoded.content_sha256);
+        let plain_as_sent =
+            parse_event(EventKind::RoomLogin, &plain, DisplayDecoding::AsSent).unwrap();
+        assert_ne!(plain_as_sent.content_sha256, as_sent.content_sha256);
     }
 
     #[test]
@@ -340,14 +358,23 @@ mod tests {
     #[test]
     fn the_envelope_is_not_content_but_every_other_field_is() {
         let mut f = fixture("room_close.json");
-        let base = content_sha256(EventKind::RoomClose, &f);
+        let base = content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent);
         f.insert("nonce".into(), "other".into());
         f.insert("timestamp".into(), 1.into());
-        assert_eq!(content_sha256(EventKind::RoomClose, &f), base);
+        assert_eq!(
+            content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent),
+            base
+        );
         f.insert("close_reason".into(), "01".into());
-        assert_eq!(content_sha256(EventKind::RoomClose, &f), base);
+        assert_eq!(
+            content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent),
+            base
+        );
         f.insert("extra".into(), "x".into());
-        assert_ne!(content_sha256(EventKind::RoomClose, &f), base);
+        assert_ne!(
+            content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent),
+            base
+        );
     }
 
     #[test]

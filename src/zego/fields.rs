@@ -104,6 +104,14 @@ impl DisplayDecoding {
             BodyEncoding::UrlEncodedJson | BodyEncoding::Form => DisplayDecoding::AsSent,
         }
     }
+
+    /// A display field's text as this rule reads it.
+    pub fn read(self, text: &str) -> String {
+        match self {
+            DisplayDecoding::Percent => decode_display(text),
+            DisplayDecoding::AsSent => text.to_owned(),
+        }
+    }
 }
 
 /// A display field, read by `decoding` (the body's rule, `for_body`).
@@ -112,11 +120,7 @@ pub fn display_field(
     name: &'static str,
     decoding: DisplayDecoding,
 ) -> Result<Option<String>, FieldError> {
-    let text = string_field(fields, name)?;
-    Ok(match decoding {
-        DisplayDecoding::Percent => text.map(|s| decode_display(&s)),
-        DisplayDecoding::AsSent => text,
-    })
+    Ok(string_field(fields, name)?.map(|text| decoding.read(&text)))
 }
 
 /// Percent-decodes display text when that yields UTF-8 without NUL; any

@@ -140,9 +140,9 @@ async fn display_fields_are_decoded_and_identifiers_kept_as_sent(backend: Backen
 }
 
 /// DISPLAY_FIELD_DECODING=none keeps a JSON body's display fields as sent.
-/// ZEGO's retry of the text decoded is the same content (the fingerprint
-/// decodes either way), and a `rebuild` under `percent` re-reads the
-/// history by that setting.
+/// A copy with the text decoded reads differently, so it is a conflict (the
+/// first stays); a `rebuild` under `percent` re-reads the history by that
+/// setting, where the two read the same: one event, the copy a duplicate.
 async fn display_fields_are_kept_as_sent_when_decoding_is_none(backend: Backend) {
     let app = or_skip!(TestApp::spawn_reading(backend, DisplayDecoding::AsSent).await);
     let mut login = fixture("room_login_current.json");
@@ -151,7 +151,7 @@ async fn display_fields_are_kept_as_sent_when_decoding_is_none(backend: Backend)
     let mut decoded = login.clone();
     decoded.insert("user_nickname".into(), json!("张+1"));
     decoded.insert("room_name".into(), json!("room#123"));
-    for (fields, status) in [(login, "stored"), (decoded, "duplicate")] {
+    for (fields, status) in [(login, "stored"), (decoded, "conflict")] {
         assert_eq!(
             app.post("/callbacks/room_login", json_body(&signed(fields)))
                 .await,
@@ -170,11 +170,59 @@ async fn display_fields_are_kept_as_sent_when_decoding_is_none(backend: Backend)
     );
     let report = app.store.rebuild(&reassess, &|_| {}).await.unwrap();
     assert_eq!((report.events.added, report.events.removed), (1, 1));
-    assert_eq!(report.outcomes_changed, 0);
+    assert_eq!(report.outcomes_changed, 1);
+    let outcomes: Vec<String> = app
+        .deliveries()
+        .await
+        .into_iter()
+        .map(|d| d.outcome)
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "duplicate").count(),
+        1,
+        "{outcomes:?}"
+    );
     assert_eq!(
         shown(&app.store.app_snapshot(1).await.unwrap()),
         (Some("张+1".into()), Some("room#123".into()))
     );
+}
+
+/// One JSON callback sent as JSON and as JSON URL-encoded as a whole: with
+/// `%E5%BC%A0` inside, the first reads `张` (a JSON string's percent-
+/// encoding decoded), the second `%E5%BC%A0` (its one URL decoding was the
+/// body's). They read differently, so the second is a conflict and the
+/// first stays, in either order; they used to be duplicates, and whichever
+/// came first decided the name stored.
+async fn copies_whose_display_fields_read_differently_conflict(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    for (session, order) in [
+        (71, [Encoding::Json, Encoding::UrlencodedJson]),
+        (72, [Encoding::UrlencodedJson, Encoding::Json]),
+    ] {
+        let mut login = fixture("room_login_current.json");
+        login.insert("room_seq".into(), json!(session.to_string()));
+        login.insert("user_nickname".into(), json!("%E5%BC%A0"));
+        let mut statuses = Vec::new();
+        for encoding in order {
+            let (status, body) = app
+                .post(
+                    "/callbacks/room_login",
+                    encode(&signed(login.clone()), encoding),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            statuses.push(body["status"].clone());
+        }
+        assert_eq!(statuses, [json!("stored"), json!("conflict")], "{order:?}");
+    }
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let nicknames: Vec<_> = snapshot
+        .events
+        .iter()
+        .map(|e| e.user_nickname.clone())
+        .collect();
+    assert_eq!(nicknames, [Some("张".into()), Some("%E5%BC%A0".into())]);
 }
 
 /// User ids go into the text of PostgreSQL's BEGIN (as the hex of their
@@ -455,6 +503,11 @@ async fn malformed_bodies_are_400_and_archived(backend: Backend) {
         b"not a callback",
         b"{\"a\":1,\"a\":2}",
         b"{\xff}",
+        // NUL in the text the error quotes: PostgreSQL text cannot hold it,
+        // so the archive row failed there (a 500, and its batch re-run one
+        // by one) while SQLite archived it.
+        b"x\0y",
+        b"{\"a\\u0000\":1,\"a\\u0000\":2}",
     ] {
         let body = Encoded {
             bytes: bytes.to_vec(),
@@ -728,6 +781,7 @@ conformance!(
     u64_ids_round_trip_exactly,
     display_fields_are_decoded_and_identifiers_kept_as_sent,
     display_fields_are_kept_as_sent_when_decoding_is_none,
+    copies_whose_display_fields_read_differently_conflict,
     identifiers_that_look_like_sql_are_stored_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
     a_conflicting_login_does_not_move_its_session,
