@@ -36,6 +36,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
              set API_TOKENS behind a proxy"
         );
     }
+    if let Some(tolerance) = config
+        .verify
+        .timestamp_tolerance
+        .filter(|t| t.as_secs() < 62)
+    {
+        tracing::warn!(
+            "TIMESTAMP_TOLERANCE_SECS is {}: under ZEGO's 62 s retry span, so a retry that keeps \
+             its first timestamp may be refused (401 stale_timestamp)",
+            tolerance.as_secs()
+        );
+    }
     tokio::spawn(crate::retention::run_scheduled(
         store.clone(),
         config.archive_retention,

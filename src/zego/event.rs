@@ -194,6 +194,9 @@ pub fn content_sha256(kind: EventKind, fields: &Fields, display: DisplayDecoding
             nested => nested.to_string(),
         };
         let text = if INTEGER_FIELDS.contains(&name.as_str()) {
+            if text.is_empty() {
+                continue; // read as absent (`fields::u64_field`), so fingerprinted so
+            }
             canonical_integer(&text).unwrap_or(text)
         } else {
             text
@@ -366,6 +369,12 @@ mod tests {
             base
         );
         f.insert("close_reason".into(), "01".into());
+        assert_eq!(
+            content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent),
+            base
+        );
+        // A numeric field sent as "" is read as absent, and is no content.
+        f.insert("relogin".into(), "".into());
         assert_eq!(
             content_sha256(EventKind::RoomClose, &f, DisplayDecoding::Percent),
             base

@@ -24,7 +24,7 @@ pub fn u64_field(fields: &Fields, name: &'static str) -> Result<Option<u64>, Fie
         name,
         expected: "an unsigned integer (a JSON number or a string of digits)",
     };
-    match present(fields, name) {
+    match present_number(fields, name) {
         None => Ok(None),
         Some(value) => u64_value(value).map(Some).ok_or(invalid),
     }
@@ -48,7 +48,7 @@ pub fn i64_field(fields: &Fields, name: &'static str) -> Result<Option<i64>, Fie
         name,
         expected: "an integer (a JSON number or a string of digits)",
     };
-    match present(fields, name) {
+    match present_number(fields, name) {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(invalid),
         Some(Value::String(s)) => {
@@ -157,6 +157,14 @@ fn present<'a>(fields: &'a Fields, name: &str) -> Option<&'a Value> {
     fields.get(name).filter(|v| !v.is_null())
 }
 
+/// A numeric field: `""` counts as absent too, as a form or a template
+/// writes an unset value. An optional code (`user_role`, a logout's
+/// `reason` or `login_time`) sent so is then read as missing instead of
+/// refusing the whole event, which ZEGO would retry and then drop.
+fn present_number<'a>(fields: &'a Fields, name: &str) -> Option<&'a Value> {
+    present(fields, name).filter(|v| v.as_str() != Some(""))
+}
+
 fn parse_digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -189,9 +197,12 @@ mod tests {
             json!({"neg": -1, "float": 1.5, "big": "18446744073709551616",
                              "sign": "+1", "space": " 1", "bool": true, "empty": ""}),
         );
-        for name in ["neg", "float", "big", "sign", "space", "bool", "empty"] {
+        for name in ["neg", "float", "big", "sign", "space", "bool"] {
             assert!(u64_field(&f, name).is_err(), "{name}");
         }
+        // An empty string is no value: absent, not invalid.
+        assert_eq!(u64_field(&f, "empty"), Ok(None));
+        assert_eq!(i64_field(&f, "empty"), Ok(None));
         // A JSON number above u64::MAX parses as a float and is refused.
         let big: Fields = serde_json::from_str(r#"{"n": 99999999999999999999}"#).unwrap();
         assert!(u64_field(&big, "n").is_err());

@@ -225,6 +225,45 @@ async fn copies_whose_display_fields_read_differently_conflict(backend: Backend)
     assert_eq!(nicknames, [Some("张".into()), Some("%E5%BC%A0".into())]);
 }
 
+/// An optional code sent as `""` (`user_role`, a logout's `reason` and
+/// `login_time`) is read as absent: it used to be a 400 for the whole
+/// event, which ZEGO retries and then drops (zego-callbacks.md §14: be
+/// lenient with every numeric-ish field).
+async fn empty_optional_codes_are_absent_not_invalid(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let mut login = fixture("room_login_current.json");
+    login.insert("user_role".into(), json!(""));
+    let mut logout = fixture("room_logout_current.json");
+    for name in ["reason", "login_time", "user_role"] {
+        logout.insert(name.into(), json!(""));
+    }
+    for (path, fields) in [
+        ("/callbacks/room_login", login),
+        ("/callbacks/room_logout", logout),
+    ] {
+        for encoding in [Encoding::Json, Encoding::Form] {
+            let (status, body) = app
+                .post(path, encode(&signed(fields.clone()), encoding))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{path} {encoding:?}: {body}");
+        }
+    }
+    let snapshot = app.store.app_snapshot(1).await.unwrap();
+    let codes: Vec<_> = snapshot
+        .events
+        .iter()
+        .map(|e| (e.event.as_str(), e.user_role, e.reason, e.login_at))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("room_login", None, None, None),
+            ("room_logout", None, None, None)
+        ],
+        "{snapshot:?}"
+    );
+}
+
 /// User ids go into the text of PostgreSQL's BEGIN (as the hex of their
 /// presence group's lock name): quotes, backslashes, separators and emoji
 /// must come back as sent, and nothing of them may run as SQL.
@@ -782,6 +821,7 @@ conformance!(
     display_fields_are_decoded_and_identifiers_kept_as_sent,
     display_fields_are_kept_as_sent_when_decoding_is_none,
     copies_whose_display_fields_read_differently_conflict,
+    empty_optional_codes_are_absent_not_invalid,
     identifiers_that_look_like_sql_are_stored_as_sent,
     same_identity_with_other_content_is_a_conflict_and_the_first_stays,
     a_conflicting_login_does_not_move_its_session,
