@@ -131,18 +131,41 @@ pub(crate) async fn open_store_for_reading(
     Ok(store)
 }
 
-/// The URL with any password replaced, for logs and errors.
+/// The URL with any password replaced, for logs and errors: in the user
+/// part (read as the URL parser, and so sqlx, reads it: to the last `@`
+/// before the host) and in a `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:[redacted]@{host}")
-        }
-        _ => url.to_owned(),
+    let in_query = parsed.query_pairs().any(|(key, _)| key == "password");
+    if parsed.password().is_none() && !in_query {
+        return url.to_owned();
     }
+    let mut shown = format!("{}://{}", parsed.scheme(), parsed.username());
+    if parsed.password().is_some() {
+        shown.push_str(":[redacted]");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        shown.push('@');
+    }
+    shown.push_str(parsed.host_str().unwrap_or(""));
+    if let Some(port) = parsed.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(parsed.path());
+    if parsed.query().is_some() {
+        let pairs: Vec<String> = parsed
+            .query_pairs()
+            .map(|(key, value)| match key.as_ref() {
+                "password" => format!("{key}=[redacted]"),
+                _ => format!("{key}={value}"),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -157,6 +180,15 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        // The user part runs to the last `@`, as sqlx reads it.
+        assert_eq!(
+            redact_url("postgres://u:top@secret@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h:5432/db?sslmode=require&password=hunter2"),
+            "postgres://u@h:5432/db?sslmode=require&password=[redacted]"
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Unavailable too (a 503), said in words: the database takes no
+    /// writes, a read got no answer, or a batch's failure shared with each
+    /// of its requests (`StoreError::shared`).
+    #[error("the database is unavailable: {0}")]
+    Unusable(String),
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
     /// A write transaction panicked (a bug some input tripped); the group-
@@ -24,6 +29,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same unavailability for another request of a failed batch: the
+    /// first request gets the error itself, the others its words (an
+    /// `sqlx::Error` cannot be cloned).
+    pub fn shared(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(cause) => StoreError::Unusable(cause.to_string()),
+            StoreError::Unusable(why) => StoreError::Unusable(why.clone()),
+            other => StoreError::Unusable(other.to_string()),
+        }
+    }
+
     /// The database answered what the write path cannot have asked for: a
     /// bug, reported as `Internal`.
     pub fn inconsistent(what: impl Into<String>) -> StoreError {
@@ -86,6 +102,9 @@ fn is_transient_sqlstate(code: &str) -> bool {
         .any(|class| code.starts_with(class))
         || code == "55P03"
         || code == "3D000"
+        // read_only_sql_transaction: pointed at a standby (a failover) or
+        // made read-only, the database takes writes again once fixed.
+        || code == "25006"
 }
 
 /// SQLite primary codes BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
@@ -107,6 +126,7 @@ mod tests {
         assert!(is_transient_sqlstate("55P03"));
         assert!(is_transient_sqlstate("3D000"));
         assert!(is_transient_sqlstate("28P01"));
+        assert!(is_transient_sqlstate("25006"));
         assert!(!is_transient_sqlstate("23505"));
         assert!(is_transient_sqlite_code("5")); // SQLITE_BUSY
         assert!(is_transient_sqlite_code("517")); // SQLITE_BUSY_SNAPSHOT

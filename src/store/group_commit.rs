@@ -179,15 +179,13 @@ async fn worker(
             }
             // The database is unreachable: everyone gets the 503 (ZEGO retries).
             Err(e) => {
-                let message = e.to_string();
                 let mut replies = replies.into_iter();
-                if let Some(first) = replies.next() {
-                    let _ = first.send(Err(e));
-                }
+                let first = replies.next();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                        message.clone(),
-                    ))));
+                    let _ = reply.send(Err(e.shared()));
+                }
+                if let Some(first) = first {
+                    let _ = first.send(Err(e));
                 }
             }
         }

@@ -110,6 +110,95 @@ async fn a_dropped_postgres_database_is_503_not_500() {
     );
 }
 
+/// A database that takes no writes (a standby after a failover, or made
+/// read-only): `/readyz` is a 503, as for a SQLite file that refuses
+/// writes, and callbacks are 503s ZEGO retries. Both were wrong: ready, and
+/// every callback a 500 (25006 counted as a bug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_database_is_not_ready_and_503() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let name = db.url.rsplit_once('/').unwrap().1.to_owned();
+    let store = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let url = db.url.clone();
+    let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    admin
+        .execute(format!("ALTER DATABASE {name} SET default_transaction_read_only = on").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let delivery = json_body(&signed(fixture("room_close.json")));
+    let (status, body) = app.post("/callbacks/room_close", delivery.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        ),
+        "{body}"
+    );
+
+    admin
+        .execute(format!("ALTER DATABASE {name} RESET default_transaction_read_only").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+    let (status, body) = app.post_as_zego("/callbacks/room_close", delivery).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &"stored".into())
+    );
+}
+
+/// A pooled connection that stops answering (a middlebox lost its state)
+/// while new ones pass: `/readyz` and reads give it up after twice
+/// DATABASE_TIMEOUT_MS and go on on another connection. They waited for
+/// the request's whole timeout (30 s), and a load balancer would have
+/// taken a node out that was storing callbacks all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_read_connection_is_given_up_not_waited_on() {
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let options = store::ConnectOptions {
+        timeout: Duration::from_millis(1000),
+        ..test_connect_options()
+    };
+    let (proxy, store) = store_behind_proxy(&db, &options).await;
+    store.ping().await.unwrap(); // the pool now holds an idle connection
+    proxy.silence();
+    let started = Instant::now();
+    let answered = tokio::time::timeout(Duration::from_secs(20), store.ping()).await;
+    assert!(
+        matches!(answered, Ok(Ok(()))),
+        "{answered:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// The group-commit writer's held connection stops answering (a hung
 /// server, a middlebox that lost the connection's state) while new
 /// connections work: the batch on it fails as unavailable after ten

@@ -297,18 +297,38 @@ impl PgStore {
     /// connection before handing it out, and drops a dead one when it
     /// comes back), at most once per pooled connection: a read changes
     /// nothing, so it is safe to repeat.
+    ///
+    /// Each attempt is bounded here too: DATABASE_TIMEOUT_MS bounds the
+    /// statement on the server and the wait for a connection, but not a
+    /// connection that stopped answering (a firewall that dropped its
+    /// state), on which a read, `/readyz` included, waited for the
+    /// request's whole timeout. Past twice DATABASE_TIMEOUT_MS it is given
+    /// up and the read tried on another connection.
     async fn read<'f, T>(
         &self,
         run: impl Fn() -> BoxFuture<'f, Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
         let mut attempts = self.pool.options().get_max_connections();
+        let limit = self.pool.options().get_acquire_timeout() * 2;
         loop {
-            match run().await {
-                Err(e) if attempts > 0 && connection_lost(&e) => {
+            match tokio::time::timeout(limit, run()).await {
+                Err(_) if attempts > 0 => {
+                    attempts -= 1;
+                    tracing::warn!(
+                        ?limit,
+                        "a read got no answer; retrying on another connection"
+                    );
+                }
+                Err(_) => {
+                    return Err(StoreError::Unusable(format!(
+                        "PostgreSQL did not answer a read within {limit:?}"
+                    )));
+                }
+                Ok(Err(e)) if attempts > 0 && connection_lost(&e) => {
                     attempts -= 1;
                     tracing::info!(error = %e, "read on a dead connection; retrying on another");
                 }
-                result => return Ok(result?),
+                Ok(result) => return Ok(result?),
             }
         }
     }
@@ -485,9 +505,24 @@ impl Store for PgStore {
         ))
     }
 
+    /// Ready means writable, as on SQLite: a standby after a failover, or
+    /// a database made read-only, answers reads but refuses every callback.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|| Box::pin(sqlx::query("SELECT 1").execute(&self.pool)))
+        let read_only: String = self
+            .read(|| {
+                Box::pin(
+                    sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+                        .fetch_one(&self.pool),
+                )
+            })
             .await?;
+        if read_only == "on" {
+            return Err(StoreError::Unusable(
+                "it takes no writes (transaction_read_only is on: a standby, or \
+                 default_transaction_read_only)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
