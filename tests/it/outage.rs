@@ -127,17 +127,19 @@ async fn a_read_only_postgres_database_is_not_ready_and_503() {
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
 
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    admin
-        .execute(format!("ALTER DATABASE {name} SET default_transaction_read_only = on").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .await
-        .unwrap();
+    // The setting, then every other connection ended, so new ones read it.
+    let mut alter_database = async |setting: &str| {
+        let alter = format!("ALTER DATABASE {name} {setting}");
+        admin.execute(alter.as_str()).await.unwrap();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await
+            .unwrap();
+    };
+    alter_database("SET default_transaction_read_only = on").await;
     let (status, body) = app.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let delivery = json_body(&signed(fixture("room_close.json")));
@@ -151,17 +153,7 @@ async fn a_read_only_postgres_database_is_not_ready_and_503() {
         "{body}"
     );
 
-    admin
-        .execute(format!("ALTER DATABASE {name} RESET default_transaction_read_only").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .await
-        .unwrap();
+    alter_database("RESET default_transaction_read_only").await;
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
     let (status, body) = app.post_as_zego("/callbacks/room_close", delivery).await;
     assert_eq!(
