@@ -232,7 +232,6 @@ impl ServeArgs {
                 crate::store::group_commit::GroupCommitOptions {
                     max_batch: usize::try_from(self.group_commit_max_batch).expect("range-checked"),
                     workers: usize::try_from(self.group_commit_workers).expect("range-checked"),
-                    max_wait: Duration::ZERO,
                     cpu: None,
                 }
             }),

@@ -2,8 +2,9 @@
 //! exactly once, and merges them into room sessions and presence intervals.
 //!
 //! Layers, outside in: `http` (axum) → `ingest` (decode, verify, classify)
-//! → `zego` (wire formats) and `domain` (typed events, merge rules) →
-//! `store` (PostgreSQL or SQLite behind one trait).
+//! → `zego` (wire formats) and `domain` (typed events, presence pairing) →
+//! `store` (PostgreSQL or SQLite behind one trait; session rows merge in
+//! `store::merge`).
 
 pub mod cli;
 pub mod config;

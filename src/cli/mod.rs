@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `migrate`, and the operator's
-//! tools (`report`, `send`, `import`, `rebuild`, `purge`), one module each.
+//! The command line: `serve` (the default) and the operator's tools
+//! (`report`, `send`, `import`, `rebuild`, `purge`, `seed`), one module
+//! each; `migrate` and the shared database opening are here.
 
 mod import;
 mod purge;

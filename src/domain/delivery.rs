@@ -34,7 +34,8 @@ pub struct DeliverySummary {
     pub room_session_id: Option<String>,
 }
 
-/// The signed (timestamp, nonce, signature) triple, exactly as received.
+/// The signed triple: `timestamp` and `nonce` as received, the signature's
+/// hex lower-cased (`ingest::verify`), so its case variants are one key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplayKey {
     pub timestamp: String,

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 
 /// The four callbacks we model. Anything else a signed sender posts to
-/// `POST /callbacks` is archived as `ignored`.
+/// `POST /callbacks` or to `/callbacks/{event}` of its own name, and ZIM's
+/// `room_create`, is archived as `ignored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     RoomCreate,

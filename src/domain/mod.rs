@@ -1,5 +1,6 @@
 //! The room-history model: typed events, deliveries and their outcomes, and
-//! the merge rules that turn events into sessions and presence intervals.
+//! the pairing rules that turn logins and logouts into presence intervals
+//! (session rows merge in `store::merge`).
 //! Pure: no I/O, no wire formats.
 
 pub mod delivery;

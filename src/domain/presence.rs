@@ -4,7 +4,7 @@
 //! The pairing is a pure function of the *set* of events in a group (one
 //! appid, room session, `user_account` and `session_id`), so stores recompute
 //! a group from scratch whenever one of its events arrives and every arrival
-//! order gives the same rows. Rules (DESIGN.md):
+//! order gives the same rows. Rules (docs/schema.md, `presence_intervals`):
 //! 1. a logout that carries `login_time` pairs with the login of exactly that
 //!    time; if that login is unknown the interval still starts at that time;
 //! 2. a logout without `login_time` pairs with the latest unpaired login at or
@@ -85,7 +85,7 @@ pub fn pair_group(
     }
 
     for logout in unmatched {
-        // At equal times a logout counts before a login (DESIGN.md): a login
+        // At equal times a logout counts before a login (docs/api.md): a login
         // in the logout's own millisecond is a stay that begins as an
         // earlier one ends, so an earlier open login is ended first. Only
         // without one does the logout end that login, a stay of no length.

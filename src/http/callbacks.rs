@@ -8,11 +8,10 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{Outcome, Verdict};
+use crate::domain::{Outcome, RejectCode, Rejection, Verdict};
 use crate::ingest::{self, PathEvent, RawCallback};
 use crate::metrics;
 
@@ -57,7 +56,7 @@ pub async fn receive_typed(
     State(state): State<AppState>,
     Path(event): Path<String>,
     raw: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ack>, ApiError> {
     let expected = PathEvent::of_segment(&event).ok_or_else(|| {
         ApiError::not_found(format!(
             "there is no callback endpoint for {event:?}: a ZEGO event name is lower-case letters, digits and `_`"
@@ -78,7 +77,7 @@ pub async fn receive_typed(
 pub async fn receive_any(
     State(state): State<AppState>,
     raw: RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ack>, ApiError> {
     receive(&state, PathEvent::Any, raw.0).await
 }
 
@@ -86,7 +85,7 @@ async fn receive(
     state: &AppState,
     expected: PathEvent<'_>,
     raw: RawCallback,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ack>, ApiError> {
     let started = Instant::now();
     let delivery = ingest::assess(&state.verify, state.display_decoding, expected, raw);
     // What the log line and the lag metric need, kept before the delivery
@@ -119,7 +118,9 @@ async fn receive(
     );
     match outcome {
         Outcome::Rejected(rejection) => Err(rejection.into()),
-        accepted => Ok(Json(json!({"status": accepted.as_str()}))),
+        accepted => Ok(Json(Ack {
+            status: accepted.as_str().to_owned(),
+        })),
     }
 }
 
@@ -149,11 +150,13 @@ where
             if is_length_limit(&e) {
                 ApiError::body_too_large(limit)
             } else {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "malformed_body",
-                    "the body could not be read",
+                // Not archived: there is no body to keep (the sender broke
+                // off, or its chunked encoding was invalid).
+                Rejection::new(
+                    RejectCode::MalformedBody,
+                    format!("the body could not be read: {e}"),
                 )
+                .into()
             }
         })?;
         Ok(RawBody(RawCallback {

@@ -23,7 +23,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 }
 
 /// Prometheus text format: callbacks by event and outcome, rejections by
-/// reason, request latency, event-to-receipt lag, database pool use.
+/// reason, request latency, event-to-receipt lag, database pool use,
+/// group-commit batch sizes and durations, and each write step's time.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {

@@ -20,7 +20,6 @@
 //! (docs/benchmarks.md has the figures).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -34,8 +33,6 @@ pub struct GroupCommitOptions {
     pub max_batch: usize,
     /// Transactions in flight at once (SQLite has one writer: 1).
     pub workers: usize,
-    /// How long a worker waits to fill a batch after its first delivery (0: not at all).
-    pub max_wait: Duration,
     /// The CPU the workers' thread is pinned to (`store::writer_cpu`), if any.
     pub cpu: Option<usize>,
 }
@@ -67,7 +64,7 @@ impl GroupCommit {
         let spawn_workers = move |store: Arc<dyn Store>| {
             (0..workers)
                 .map(|_| {
-                    let worker = worker(store.clone(), jobs.clone(), max_batch, options.max_wait);
+                    let worker = worker(store.clone(), jobs.clone(), max_batch);
                     tokio::spawn(worker)
                 })
                 .collect::<Vec<_>>()
@@ -114,19 +111,14 @@ impl GroupCommit {
         self.queue
             .send(Job { delivery, reply })
             .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
+            .map_err(|_| StoreError::Unusable("the group-commit writer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unusable("the group-commit writer stopped before answering".into())
+        })?
     }
 }
 
-async fn worker(
-    store: Arc<dyn Store>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-    max_batch: usize,
-    max_wait: Duration,
-) {
+async fn worker(store: Arc<dyn Store>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
     loop {
         // Gather under the lock; commit after releasing it, so the next
         // worker gathers the next batch meanwhile.
@@ -136,16 +128,9 @@ async fn worker(
                 return;
             };
             let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + max_wait;
             while batch.len() < max_batch {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) if max_wait.is_zero() => break,
-                    Err(_) => match tokio::time::timeout_at(deadline, jobs.recv()).await {
-                        Ok(Some(job)) => batch.push(job),
-                        _ => break,
-                    },
-                }
+                let Ok(job) = jobs.try_recv() else { break };
+                batch.push(job);
             }
             batch
         };

@@ -82,7 +82,7 @@ pub fn string_field(fields: &Fields, name: &'static str) -> Result<Option<String
 /// are read: the DISPLAY_FIELD_DECODING setting. ZEGO's "the data is JSON;
 /// you must UrlDecode it" may mean its strings are percent-encoded, or may
 /// be a leftover of the FORM variant; the docs do not say, so it is the
-/// operator's choice (zego-callbacks.md §9).
+/// operator's choice (README, "Choices where the design was silent").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DisplayDecoding {
     /// Percent-encoded UTF-8 is decoded (`%E5%BC%A0` → `张`); `+` is left

@@ -67,7 +67,6 @@ pub fn batching() -> GroupCommitOptions {
     GroupCommitOptions {
         max_batch: 64,
         workers: 4,
-        max_wait: std::time::Duration::ZERO,
         // Unpinned: every test's writer pinned to one CPU would crowd it;
         // `batching::*::a_writer_pinned_to_a_cpu_*` runs pinned.
         cpu: None,
