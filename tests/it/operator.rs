@@ -23,6 +23,10 @@ async fn seed_known(store: &dyn Store) {
         logout(1, "alice", "a1", T0 + 61_000, Some(T0 + 1_000)),
         login(1, "rec", "r1", T0 + 500, 4),
         logout(1, "rec", "r1", T0 + 90_000, Some(T0 + 500)),
+        // The admin again, on another device without role 4: still an
+        // admin of this session, as the API counts users.
+        login(1, "rec", "r2", T0 + 91_000, 2),
+        logout(1, "rec", "r2", T0 + 95_000, Some(T0 + 91_000)),
         close(1, T0 + 100_000, 1),
         create(2, T0 + 200_000),
         login(2, "bob", "b1", T0 + 201_000, 2),
