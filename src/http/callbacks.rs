@@ -47,11 +47,11 @@ pub struct Ack {
     request_body(description = "ZEGO's callback fields",
                  content((CallbackBody = "application/json"), (CallbackBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
-               (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::api::ErrorBody),
-               (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
-               (status = 404, description = "A path that cannot name a ZEGO event", body = super::api::ErrorBody),
-               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::api::ErrorBody),
-               (status = 503, description = "Database unavailable; retry", body = super::api::ErrorBody)))]
+               (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::error::ErrorBody),
+               (status = 401, description = "Signature, timestamp or replay failure", body = super::error::ErrorBody),
+               (status = 404, description = "A path that cannot name a ZEGO event", body = super::error::ErrorBody),
+               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::error::ErrorBody),
+               (status = 503, description = "Database unavailable; retry", body = super::error::ErrorBody)))]
 pub async fn receive_typed(
     State(state): State<AppState>,
     Path(event): Path<String>,
@@ -70,10 +70,10 @@ pub async fn receive_typed(
     request_body(description = "ZEGO's callback fields",
                  content((CallbackBody = "application/json"), (CallbackBody = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
-               (status = 400, description = "Malformed, missing or invalid field", body = super::api::ErrorBody),
-               (status = 401, description = "Signature, timestamp or replay failure", body = super::api::ErrorBody),
-               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::api::ErrorBody),
-               (status = 503, description = "Database unavailable; retry", body = super::api::ErrorBody)))]
+               (status = 400, description = "Malformed, missing or invalid field", body = super::error::ErrorBody),
+               (status = 401, description = "Signature, timestamp or replay failure", body = super::error::ErrorBody),
+               (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::error::ErrorBody),
+               (status = 503, description = "Database unavailable; retry", body = super::error::ErrorBody)))]
 pub async fn receive_any(
     State(state): State<AppState>,
     raw: RawBody,

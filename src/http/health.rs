@@ -16,7 +16,7 @@ pub async fn healthz() -> Json<Value> {
 /// The database answers: 503 otherwise, so load balancers stop sending.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "The database answers"),
-    (status = 503, description = "The database is unavailable", body = super::api::ErrorBody)))]
+    (status = 503, description = "The database is unavailable", body = super::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ping().await?;
     Ok(Json(json!({"status": "ready"})))

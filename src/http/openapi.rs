@@ -27,7 +27,7 @@ use super::api::views;
     components(schemas(
         views::SessionView, views::SessionDetail, views::ParticipantView, views::TimelineEntry,
         views::CloseReasonStats, views::ReasonCountView, views::BucketView, views::DeliveryView,
-        api::ErrorBody, api::ErrorDetail, super::callbacks::Ack, super::callbacks::CallbackBody,
+        super::error::ErrorBody, super::error::ErrorDetail, super::callbacks::Ack, super::callbacks::CallbackBody,
     )),
     modifiers(&BearerAuth),
     tags(

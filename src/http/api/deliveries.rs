@@ -41,8 +41,8 @@ pub struct DeliveryParams {
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "operations", params(DeliveryParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of deliveries", body = Page<DeliveryView>),
-               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<DeliveryParams>,

@@ -17,8 +17,6 @@ use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -27,20 +25,6 @@ pub use deliveries::__path_list_deliveries;
 pub use rooms::{__path_list_closed, __path_list_open, __path_room_history};
 pub use sessions::__path_session_detail;
 pub use stats::__path_close_reasons;
-
-/// The error shape, for the OpenAPI document.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code, e.g. `invalid_parameter`.
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
-}
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()

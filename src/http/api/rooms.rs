@@ -54,8 +54,8 @@ pub struct ClosedParams {
     security(("bearer" = [])),
     responses((status = 200, description = "A page of closed sessions, or the same columns as CSV",
                content((Page<SessionView> = "application/json"), (String = "text/csv"))),
-               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn list_closed(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -117,8 +117,8 @@ impl SessionListParams {
     params(("room_id" = String, Path, description = "The room id"), SessionListParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of sessions", body = Page<SessionView>),
-               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn room_history(
     State(state): State<AppState>,
     ApiPath(room_id): ApiPath<String>,
@@ -133,8 +133,8 @@ pub async fn room_history(
 #[utoipa::path(get, path = "/api/v1/rooms/open", tag = "rooms", params(SessionListParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of open sessions", body = Page<SessionView>),
-               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn list_open(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SessionListParams>,

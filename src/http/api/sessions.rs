@@ -36,10 +36,10 @@ pub struct DetailParams {
     params(("room_session_id" = String, Path, pattern = "^[0-9]{1,20}$", description = "Decimal room_session_id (= room_seq)"), DetailParams),
     security(("bearer" = [])),
     responses((status = 200, description = "The session", body = SessionDetail),
-               (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody),
-               (status = 404, description = "Unknown session", body = super::ErrorBody),
-               (status = 409, description = "Known under several appids; add `appid`", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody),
+               (status = 404, description = "Unknown session", body = crate::http::error::ErrorBody),
+               (status = 409, description = "Known under several appids; add `appid`", body = crate::http::error::ErrorBody)))]
 pub async fn session_detail(
     State(state): State<AppState>,
     ApiPath(raw_id): ApiPath<String>,

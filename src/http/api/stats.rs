@@ -47,8 +47,8 @@ pub struct StatsParams {
 #[utoipa::path(get, path = "/api/v1/stats/close-reasons", tag = "stats", params(StatsParams),
     security(("bearer" = [])),
     responses((status = 200, description = "Counts per reason", body = CloseReasonStats),
-               (status = 400, description = "A parameter is invalid, or too many buckets", body = super::ErrorBody),
-               (status = 401, description = "Missing or wrong token", body = super::ErrorBody)))]
+               (status = 400, description = "A parameter is invalid, or too many buckets", body = crate::http::error::ErrorBody),
+               (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn close_reasons(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<StatsParams>,
