@@ -3,7 +3,7 @@
 //! behind a `VALUES` list, PostgreSQL one array per column behind `UNNEST`
 //! (one statement text whatever the batch size, so it is parsed and planned
 //! once per connection instead of once per batch). The statements around
-//! the rows are written once, in `store::write`.
+//! the rows are written once, in `store::write_sql`.
 
 use std::borrow::Cow;
 

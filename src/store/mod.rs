@@ -1,7 +1,7 @@
 //! Storage: one `Store` trait, a PostgreSQL and a SQLite implementation.
 //! The backend is chosen once, from the `DATABASE_URL` scheme; everything
 //! else sees `Arc<dyn Store>`. SQL written once for both backends lives in
-//! `read_sql`, `write`, `purge_sql`, `rebuild_sql` and `snapshot`; what
+//! `read_sql`, `write_sql`, `purge_sql`, `rebuild_sql` and `snapshot`; what
 //! differs between them, in `postgres/` and `sqlite/`.
 
 mod advisory_locks;

@@ -25,6 +25,12 @@ pub fn set_aside(table: &str, columns: &str, suffix: &str) -> String {
     format!("CREATE TEMP TABLE rebuild_old_{table} {suffix} AS SELECT {columns} FROM {table}")
 }
 
+/// Drops a table's copy where it outlives the transaction (SQLite has no
+/// `ON COMMIT DROP`).
+pub fn drop_set_aside(table: &str) -> String {
+    format!("DROP TABLE temp.rebuild_old_{table}")
+}
+
 /// Rows only in the rebuilt table, and rows only in the copy.
 pub fn diff(table: &str, columns: &str) -> String {
     format!(

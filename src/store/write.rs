@@ -204,33 +204,8 @@ where
         &mut self,
         events: &[NewEvent<'_, '_>],
     ) -> Result<HashMap<EventIdentity, (i64, String)>, StoreError> {
-        // One SELECT per kind, each with its kind as a literal, so each can
-        // use that kind's identity index (a partial unique index); a key
-        // of another kind skips it without touching the table.
-        let select = |event: &str, user: &str| {
-            per_key::<DB>(
-                "e.id, e.event, e.appid, e.room_session_id, e.user_account, e.session_id,
-                 e.event_at, e.content_sha256",
-                "events e",
-                &format!(
-                    "g.column1 = '{event}' AND e.event = '{event}' {user}
-                     AND e.appid = g.column2 AND e.room_session_id = g.column3"
-                ),
-            )
-        };
-        let user = "AND e.user_account = g.column4 AND e.session_id = g.column5
-                    AND e.event_at = g.column6";
-        let lookup = |rows: &str| {
-            format!(
-                "WITH g AS ({rows}) {} UNION ALL {} UNION ALL {} UNION ALL {}",
-                select("room_create", ""),
-                select("room_close", ""),
-                select("room_login", user),
-                select("room_logout", user),
-            )
-        };
         let mut found = HashMap::with_capacity(events.len());
-        for (sql, rows) in statements::<DB>(Rows::EventKeys(events), lookup) {
+        for (sql, rows) in statements::<DB>(Rows::EventKeys(events), sql::find_events::<DB>) {
             let rows = sqlx::query_as_with::<DB, StoredEventRow, _>(&sql, args::<DB>(rows)?)
                 .fetch_all(&mut *self.0)
                 .await?;
@@ -461,69 +436,13 @@ impl<'a> Piece<'a, '_> {
 
     /// The statement, around a row source of this piece's rows.
     fn sql<DB: WriteDialect>(&self, rows: &str) -> String {
-        let (least, bytes) = (DB::LEAST, DB::AS_BYTES);
         match self {
-            // Through the ids the group index finds: SQLite plans a row-value
-            // `IN (VALUES …)` as a scan of the whole table.
-            Piece::ClearPresence(_) => {
-                let ids = per_key::<DB>(
-                    "p.id",
-                    "presence_intervals p",
-                    "p.appid = g.column1 AND p.room_session_id = g.column2
-                     AND p.user_account = g.column3 AND p.session_id = g.column4",
-                );
-                format!("DELETE FROM presence_intervals WHERE id IN (WITH g AS ({rows}) {ids})")
-            }
-            Piece::Presence(_) => format!(
-                "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
-                    room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
-                    duration_ms, login_event_id, logout_event_id)
-                 {rows}"
-            ),
-            // At most one create and one close are ever stored per session,
-            // so COALESCE and LEAST give the same row in every arrival order.
-            Piece::Merge(_) => format!(
-                "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
-                                            closed_at, close_reason, first_event_at, started_at)
-                 {rows}
-                 ON CONFLICT (appid, room_session_id) DO UPDATE SET
-                    room_id = {least}(room_sessions.room_id{bytes}, excluded.room_id),
-                    created_at = COALESCE(room_sessions.created_at, excluded.created_at),
-                    creator = COALESCE(room_sessions.creator, excluded.creator),
-                    closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
-                    close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
-                    first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
-                    started_at = COALESCE(room_sessions.created_at, excluded.created_at,
-                        {least}(room_sessions.first_event_at, excluded.first_event_at))"
-            ),
-            Piece::CloseCounts(_) => format!(
-                "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
-                 {rows}
-                 ON CONFLICT (appid, hour_start, close_reason)
-                 DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count"
-            ),
-            Piece::Archive(_) => format!(
-                "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
-                                         body_sha256, event, appid, room_id, room_session_id,
-                                         outcome, reason, detail, event_id)
-                 {rows}"
-            ),
+            Piece::ClearPresence(_) => sql::clear_presence::<DB>(rows),
+            Piece::Presence(_) => sql::insert_presence(rows),
+            Piece::Merge(_) => sql::merge_sessions::<DB>(rows),
+            Piece::CloseCounts(_) => sql::add_close_counts(rows),
+            Piece::Archive(_) => sql::archive(rows),
         }
-    }
-}
-
-/// `SELECT columns FROM table WHERE matches` for each key of `g` (a CTE
-/// the caller names), as the dialect pins it to one index lookup per key
-/// (see `WriteDialect::LATERAL_LOOKUPS`).
-pub fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> String {
-    match DB::LATERAL_LOOKUPS {
-        true => format!(
-            "SELECT m.* FROM g CROSS JOIN LATERAL
-                 (SELECT {columns} FROM {table} WHERE {matches} OFFSET 0) AS m"
-        ),
-        // SQLite's CROSS JOIN keeps its left side the outer loop: with a
-        // plain join it may scan the whole index and probe the keys instead.
-        false => format!("SELECT {columns} FROM g CROSS JOIN {table} ON {matches}"),
     }
 }
 
@@ -608,7 +527,7 @@ where
         rebuild_sql::compare_with_set_aside::<DB>(&mut self.0, report).await?;
         if DB::DROP_TEMP_TABLES {
             for (table, _) in rebuild_sql::TABLES {
-                let drop = format!("DROP TABLE temp.rebuild_old_{table}");
+                let drop = rebuild_sql::drop_set_aside(table);
                 sqlx::query::<DB>(&drop).execute(&mut *self.0).await?;
             }
         }

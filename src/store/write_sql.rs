@@ -1,9 +1,10 @@
-//! The texts of the write path's first statements, around a row source
-//! (`WriteDialect::row_source`), written once for both backends: each is a
-//! statement of its own (`store::write`), and on PostgreSQL all of them
-//! together are one statement too (`first_steps`, one round trip).
+//! The texts of the write path's statements, around a row source
+//! (`WriteDialect::row_source`), written once for both backends
+//! (`store::write` runs them). The first steps are each a statement of
+//! their own, and on PostgreSQL all of them together are one statement too
+//! (`first_steps`, one round trip); the final writes (`Piece`) follow.
 
-use crate::store::write::{WriteDialect, per_key};
+use crate::store::write::WriteDialect;
 
 /// Binds each signed triple to its body's digest unless it is known.
 /// DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields the
@@ -206,4 +207,110 @@ pub fn first_steps<DB: WriteDialect>(sources: &[String; 5]) -> String {
                 user_nickname, event_at, login_at, reason, user_role
            FROM stored"
     )
+}
+
+/// The stored events of the keys in `rows` (a retry's first copy and its
+/// fingerprint). One SELECT per kind, each with its kind as a literal, so
+/// each can use that kind's identity index (a partial unique index); a key
+/// of another kind skips it without touching the table.
+pub fn find_events<DB: WriteDialect>(rows: &str) -> String {
+    let select = |event: &str, user: &str| {
+        per_key::<DB>(
+            "e.id, e.event, e.appid, e.room_session_id, e.user_account, e.session_id,
+             e.event_at, e.content_sha256",
+            "events e",
+            &format!(
+                "g.column1 = '{event}' AND e.event = '{event}' {user}
+                 AND e.appid = g.column2 AND e.room_session_id = g.column3"
+            ),
+        )
+    };
+    let user = "AND e.user_account = g.column4 AND e.session_id = g.column5
+                AND e.event_at = g.column6";
+    format!(
+        "WITH g AS ({rows}) {} UNION ALL {} UNION ALL {} UNION ALL {}",
+        select("room_create", ""),
+        select("room_close", ""),
+        select("room_login", user),
+        select("room_logout", user),
+    )
+}
+
+/// Deletes the presence rows of the groups in `rows`, through the ids the
+/// group index finds: SQLite plans a row-value `IN (VALUES …)` as a scan
+/// of the whole table.
+pub fn clear_presence<DB: WriteDialect>(rows: &str) -> String {
+    let ids = per_key::<DB>(
+        "p.id",
+        "presence_intervals p",
+        "p.appid = g.column1 AND p.room_session_id = g.column2
+         AND p.user_account = g.column3 AND p.session_id = g.column4",
+    );
+    format!("DELETE FROM presence_intervals WHERE id IN (WITH g AS ({rows}) {ids})")
+}
+
+/// Inserts the groups' presence intervals, computed again.
+pub fn insert_presence(rows: &str) -> String {
+    format!(
+        "INSERT INTO presence_intervals (appid, room_session_id, user_account, session_id,
+            room_id, user_nickname, user_role, login_at, logout_at, logout_reason,
+            duration_ms, login_event_id, logout_event_id)
+         {rows}"
+    )
+}
+
+/// Merges stored creates and closes into their session rows. At most one
+/// create and one close are ever stored per session, so COALESCE and LEAST
+/// give the same row in every arrival order.
+pub fn merge_sessions<DB: WriteDialect>(rows: &str) -> String {
+    let (least, bytes) = (DB::LEAST, DB::AS_BYTES);
+    format!(
+        "INSERT INTO room_sessions (appid, room_session_id, room_id, created_at, creator,
+                                    closed_at, close_reason, first_event_at, started_at)
+         {rows}
+         ON CONFLICT (appid, room_session_id) DO UPDATE SET
+            room_id = {least}(room_sessions.room_id{bytes}, excluded.room_id),
+            created_at = COALESCE(room_sessions.created_at, excluded.created_at),
+            creator = COALESCE(room_sessions.creator, excluded.creator),
+            closed_at = COALESCE(room_sessions.closed_at, excluded.closed_at),
+            close_reason = COALESCE(room_sessions.close_reason, excluded.close_reason),
+            first_event_at = {least}(room_sessions.first_event_at, excluded.first_event_at),
+            started_at = COALESCE(room_sessions.created_at, excluded.created_at,
+                {least}(room_sessions.first_event_at, excluded.first_event_at))"
+    )
+}
+
+/// Adds the batch's closes to the hourly close-reason rollup.
+pub fn add_close_counts(rows: &str) -> String {
+    format!(
+        "INSERT INTO close_reason_hourly (appid, hour_start, close_reason, closed_count)
+         {rows}
+         ON CONFLICT (appid, hour_start, close_reason)
+         DO UPDATE SET closed_count = close_reason_hourly.closed_count + excluded.closed_count"
+    )
+}
+
+/// Archives the batch's deliveries with their outcomes.
+pub fn archive(rows: &str) -> String {
+    format!(
+        "INSERT INTO deliveries (received_at, remote_addr, endpoint, content_type, body,
+                                 body_sha256, event, appid, room_id, room_session_id,
+                                 outcome, reason, detail, event_id)
+         {rows}"
+    )
+}
+
+/// `SELECT columns FROM table WHERE matches` for each key of `g` (a CTE
+/// the caller names), as the dialect pins it to one index lookup per key
+/// (see `WriteDialect::LATERAL_LOOKUPS`).
+pub fn per_key<DB: WriteDialect>(columns: &str, table: &str, matches: &str) -> String {
+    match DB::LATERAL_LOOKUPS {
+        true => format!(
+            "SELECT m.* FROM g CROSS JOIN LATERAL
+                 (SELECT {columns} FROM {table} WHERE {matches} OFFSET 0) AS m"
+        ),
+        // SQLite's CROSS JOIN keeps its left side the outer loop: with a
+        // plain join it may scan the whole index and probe the keys instead.
+        false => format!("SELECT {columns} FROM g CROSS JOIN {table} ON {matches}"),
+    }
 }
