@@ -364,9 +364,8 @@ async fn store_events(
     events: &[NewEventColumns<'_>],
     at_once: Option<&[ReplayClaim<'_>]>,
 ) -> Result<Option<Stored>, StoreError> {
-    let mut derived = DerivedWrites::default();
     if events.is_empty() && at_once.is_none_or(<[_]>::is_empty) {
-        return Ok(Some((Vec::new(), derived)));
+        return Ok(Some((Vec::new(), DerivedWrites::default())));
     }
     // The batch's distinct identities (the first copy of each in batch
     // order), sorted so concurrent batches insert in one order.
@@ -375,38 +374,7 @@ async fn store_events(
     for (i, identity) in identities.iter().enumerate() {
         first_in_batch.entry(identity).or_insert(i);
     }
-
-    // Locks before the insert, in one order for every batch. Where writers
-    // run side by side (PostgreSQL), the transaction began holding its
-    // presence groups' locks (`store::advisory_locks`); the session rows
-    // come next, sorted. Two copies of one event then meet at a lock this
-    // batch takes before any event (the group of a login or logout, the
-    // session row of a create or close), so the recomputation below sees
-    // every event a concurrent writer committed and no two batches wait
-    // on each other (`SessionTouch`).
-    // Every copy of a login or logout; the first copy of a create or close,
-    // and only where writers run side by side (one writer needs no lock).
-    let lock_lifecycle = tx.concurrent_writers();
-    let presence = events
-        .iter()
-        .map(|e| &e.columns)
-        .filter(|c| c.is_presence());
-    let lifecycle = first_in_batch
-        .values()
-        .map(|&i| &events[i].columns)
-        .filter(|c| lock_lifecycle && !c.is_presence());
-    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
-    for c in presence.chain(lifecycle) {
-        let touch = touches
-            .entry((c.appid, c.room_session_id.as_str()))
-            .or_insert_with(|| SessionTouch::new(c));
-        if c.is_presence() {
-            touch.absorb_presence(c);
-        } else {
-            touch.absorb_lifecycle(c);
-        }
-    }
-    let touches: Vec<SessionTouch> = touches.into_values().collect();
+    let touches = session_touches(events, &first_in_batch, tx.concurrent_writers());
     let new_events: Vec<NewEvent<'_, '_>> = first_in_batch
         .values()
         .map(|&i| NewEvent {
@@ -456,8 +424,72 @@ async fn store_events(
         }
     };
     let inserted: HashMap<EventIdentity, i64> = inserted.into_iter().collect();
-    // Stored before this batch: retries (or conflicting copies), all
-    // looked up in one statement.
+    let first_copies = first_copies(tx, events, &first_in_batch, &inserted).await?;
+    let (results, mut derived, changed_groups) = outcomes(events, &identities, &first_copies);
+    if !changed_groups.is_empty() {
+        derived.groups = changed_groups;
+        derived.intervals = recompute_presence(
+            tx,
+            &derived.groups,
+            stored_group_rows,
+            &first_copies,
+            events,
+        )
+        .await?;
+    }
+    Ok(Some((results, derived)))
+}
+
+/// What the batch does to its session rows before it inserts any event.
+///
+/// Locks before the insert, in one order for every batch. Where writers
+/// run side by side (PostgreSQL), the transaction began holding its
+/// presence groups' locks (`store::advisory_locks`); the session rows come
+/// next, sorted. Two copies of one event then meet at a lock this batch
+/// takes before any event (the group of a login or logout, the session row
+/// of a create or close), so the recomputation sees every event a
+/// concurrent writer committed and no two batches wait on each other
+/// (`SessionTouch`).
+///
+/// Every copy of a login or logout is folded in; the first copy of a
+/// create or close, and only where writers run side by side (one writer
+/// needs no lock).
+fn session_touches(
+    events: &[NewEventColumns<'_>],
+    first_in_batch: &BTreeMap<&EventIdentity, usize>,
+    lock_lifecycle: bool,
+) -> Vec<SessionTouch> {
+    let presence = events
+        .iter()
+        .map(|e| &e.columns)
+        .filter(|c| c.is_presence());
+    let lifecycle = first_in_batch
+        .values()
+        .map(|&i| &events[i].columns)
+        .filter(|c| lock_lifecycle && !c.is_presence());
+    let mut touches: BTreeMap<(i64, &str), SessionTouch> = BTreeMap::new();
+    for c in presence.chain(lifecycle) {
+        let touch = touches
+            .entry((c.appid, c.room_session_id.as_str()))
+            .or_insert_with(|| SessionTouch::new(c));
+        if c.is_presence() {
+            touch.absorb_presence(c);
+        } else {
+            touch.absorb_lifecycle(c);
+        }
+    }
+    touches.into_values().collect()
+}
+
+/// The event that holds each identity: the one this batch inserted, or
+/// the one stored before it (retries and conflicting copies, looked up in
+/// one statement).
+async fn first_copies<'i>(
+    tx: &mut dyn WriteTx,
+    events: &[NewEventColumns<'_>],
+    first_in_batch: &BTreeMap<&'i EventIdentity, usize>,
+    inserted: &HashMap<EventIdentity, i64>,
+) -> Result<HashMap<&'i EventIdentity, FirstCopy>, StoreError> {
     let stored_before: Vec<NewEvent<'_, '_>> = first_in_batch
         .iter()
         .filter(|(identity, _)| !inserted.contains_key(*identity))
@@ -467,8 +499,8 @@ async fn store_events(
         })
         .collect();
     let mut found = tx.find_events(&stored_before).await?;
-    let mut first_copies: HashMap<&EventIdentity, FirstCopy> = HashMap::new();
-    for (&identity, &i) in &first_in_batch {
+    let mut first_copies = HashMap::with_capacity(first_in_batch.len());
+    for (&identity, &i) in first_in_batch {
         let copy = match inserted.get(identity) {
             Some(&id) => FirstCopy {
                 id,
@@ -489,13 +521,23 @@ async fn store_events(
         };
         first_copies.insert(identity, copy);
     }
+    Ok(first_copies)
+}
 
+/// Each copy's outcome and event id, in batch order, and what the stored
+/// ones change: session merges, close counts, room-id recounts (in
+/// `DerivedWrites`) and the presence groups to recompute (sorted).
+fn outcomes(
+    events: &[NewEventColumns<'_>],
+    identities: &[EventIdentity],
+    first_copies: &HashMap<&EventIdentity, FirstCopy>,
+) -> (Vec<(Outcome, i64)>, DerivedWrites, Vec<GroupKey>) {
     let mut results = Vec::with_capacity(events.len());
     let mut changed_groups: BTreeSet<GroupKey> = BTreeSet::new();
     let mut merges: BTreeMap<(i64, &str), LifecycleMerge> = BTreeMap::new();
     let mut close_counts: BTreeMap<(i64, DateTime<Utc>, i64), i64> = BTreeMap::new();
     let mut room_id_recounts: BTreeSet<SessionRowKey> = BTreeSet::new();
-    for (i, (e, identity)) in events.iter().zip(&identities).enumerate() {
+    for (i, (e, identity)) in events.iter().zip(identities).enumerate() {
         let first = &first_copies[identity];
         let outcome = if first.inserted_by == Some(i) {
             Outcome::Stored
@@ -528,41 +570,51 @@ async fn store_events(
         }
         results.push((outcome, first.id));
     }
+    let derived = DerivedWrites {
+        merges: merges.into_values().collect(),
+        room_id_recounts: room_id_recounts.into_iter().collect(),
+        close_counts: close_counts
+            .into_iter()
+            .map(|((appid, hour_start, close_reason), count)| CloseCount {
+                appid,
+                hour_start,
+                close_reason,
+                count,
+            })
+            .collect(),
+        ..DerivedWrites::default()
+    };
+    (results, derived, changed_groups.into_iter().collect())
+}
 
-    if !changed_groups.is_empty() {
-        derived.groups = changed_groups.into_iter().collect();
-        let rows = match stored_group_rows {
-            None => tx.presence_groups(&derived.groups).await?,
-            // Read before the batch inserted its own: add those.
-            Some(mut rows) => {
-                rows.extend(first_copies.values().filter_map(|copy| {
-                    let i = copy.inserted_by?;
-                    GroupMemberRow::of_inserted(&events[i].columns, copy.id)
-                }));
-                rows
-            }
-        };
-        let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
-        for row in rows {
-            members.entry(row.group).or_default().push(row.event);
+/// The presence intervals of `groups`, paired again from all their stored
+/// events: read now, or read by the first steps before the batch inserted
+/// its own (`stored_group_rows`), which are added.
+async fn recompute_presence(
+    tx: &mut dyn WriteTx,
+    groups: &[GroupKey],
+    stored_group_rows: Option<Vec<GroupMemberRow>>,
+    first_copies: &HashMap<&EventIdentity, FirstCopy>,
+    events: &[NewEventColumns<'_>],
+) -> Result<Vec<(GroupKey, PresenceInterval)>, StoreError> {
+    let rows = match stored_group_rows {
+        None => tx.presence_groups(groups).await?,
+        Some(mut rows) => {
+            rows.extend(first_copies.values().filter_map(|copy| {
+                let i = copy.inserted_by?;
+                GroupMemberRow::of_inserted(&events[i].columns, copy.id)
+            }));
+            rows
         }
-        for g in &derived.groups {
-            let rows = members.remove(g).unwrap_or_default();
-            derived
-                .intervals
-                .extend(intervals_of(rows).into_iter().map(|i| (g.clone(), i)));
-        }
+    };
+    let mut members: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
+    for row in rows {
+        members.entry(row.group).or_default().push(row.event);
     }
-    derived.merges = merges.into_values().collect();
-    derived.room_id_recounts = room_id_recounts.into_iter().collect();
-    derived.close_counts = close_counts
-        .into_iter()
-        .map(|((appid, hour_start, close_reason), count)| CloseCount {
-            appid,
-            hour_start,
-            close_reason,
-            count,
-        })
-        .collect();
-    Ok(Some((results, derived)))
+    let mut intervals = Vec::new();
+    for g in groups {
+        let rows = members.remove(g).unwrap_or_default();
+        intervals.extend(intervals_of(rows).into_iter().map(|i| (g.clone(), i)));
+    }
+    Ok(intervals)
 }
