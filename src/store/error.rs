@@ -14,6 +14,10 @@ pub enum StoreError {
     Unusable(String),
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
+    /// The database answered what the write path cannot have asked for:
+    /// a bug (`StoreError::inconsistent`), a 500.
+    #[error("the write path's own reads disagree (a bug): {0}")]
+    Inconsistent(String),
     /// A write transaction panicked (a bug some input tripped); the group-
     /// commit worker caught it and lives on (`store::group_commit`).
     #[error("the write transaction panicked: {0}")]
@@ -41,9 +45,9 @@ impl StoreError {
     }
 
     /// The database answered what the write path cannot have asked for: a
-    /// bug, reported as `Internal`.
+    /// bug, reported as `Inconsistent` (a 500).
     pub fn inconsistent(what: impl Into<String>) -> StoreError {
-        StoreError::Internal(sqlx::Error::Decode(what.into().into()))
+        StoreError::Inconsistent(what.into())
     }
 
     /// A deadlock or serialization failure (SQLSTATE class 40): the same

@@ -152,7 +152,12 @@ async fn worker(store: Arc<dyn Store>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, ma
             Err(e)
                 if deliveries.len() > 1
                     && (e.is_lock_conflict()
-                        || matches!(e, StoreError::Internal(_) | StoreError::Panicked(_))) =>
+                        || matches!(
+                            e,
+                            StoreError::Internal(_)
+                                | StoreError::Inconsistent(_)
+                                | StoreError::Panicked(_)
+                        )) =>
             {
                 tracing::warn!(error = %e, size = deliveries.len(), "batch failed; retrying its deliveries one by one");
                 for (delivery, reply) in deliveries.iter().zip(replies) {
