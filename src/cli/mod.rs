@@ -137,7 +137,7 @@ pub(crate) async fn open_store_for_reading(
 /// before the host) and in a `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return url.to_owned();
+        return redact_unparsed(url);
     };
     let in_query = parsed.query_pairs().any(|(key, _)| key == "password");
     if parsed.password().is_none() && !in_query {
@@ -169,6 +169,32 @@ pub fn redact_url(url: &str) -> String {
     shown
 }
 
+/// `redact_url` of a URL the parser refuses (a `#` or `/` in the password,
+/// a socket path), which is when the error that shows it is most likely:
+/// everything from the first `:` of the user part to the last `@` is
+/// hidden, and a `password=` parameter's value. It may hide more than the
+/// password, never less.
+fn redact_unparsed(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:[redacted]@{host}")
+        }
+        _ => rest.to_owned(),
+    };
+    let shown = match rest.split_once("password=") {
+        Some((before, after)) => {
+            let tail = after.find('&').map_or("", |at| &after[at..]);
+            format!("{before}password=[redacted]{tail}")
+        }
+        None => rest,
+    };
+    format!("{scheme}://{shown}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +215,19 @@ mod tests {
         assert_eq!(
             redact_url("postgres://u@h:5432/db?sslmode=require&password=hunter2"),
             "postgres://u@h:5432/db?sslmode=require&password=[redacted]"
+        );
+        // URLs the parser refuses, as sqlx does: their error shows them.
+        assert_eq!(
+            redact_url("postgres://u:Hunter2#x@h:5432/db"),
+            "postgres://u:[redacted]@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:s3cr/et@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u@/db?host=/run/x#y&password=pw&sslmode=off"),
+            "postgres://u@/db?host=/run/x#y&password=[redacted]&sslmode=off"
         );
     }
 

@@ -249,9 +249,16 @@ fn pending_of(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> usize {
 
 /// What `SELECT version FROM _sqlx_migrations` gives, with a database
 /// where that table does not exist (never migrated) read as none applied.
+/// Any other error (no such database, a refused login, no permission, a
+/// timeout) is itself: "run migrate" would not fix it.
 fn applied_versions(read: Result<Vec<i64>, sqlx::Error>) -> Result<Vec<i64>, StoreError> {
     match read {
-        Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+        Err(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("42P01") // PostgreSQL's undefined_table
+                || db.message().starts_with("no such table") =>
+        {
+            Ok(Vec::new())
+        }
         read => Ok(read?),
     }
 }

@@ -395,6 +395,20 @@ async fn report_neither_creates_nor_migrates_a_database(backend: Backend) {
         let file = db.url.strip_prefix("sqlite://").unwrap();
         assert!(!std::path::Path::new(file).exists(), "{file} was created");
     }
+    if backend == Backend::Postgres {
+        // Another error is itself, not "run migrate" (which cannot fix it).
+        let gone = format!("{}_gone", db.url);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+            .args(["report", "top-users"])
+            .env("DATABASE_URL", &gone)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("does not exist") && !stderr.contains("lacks"),
+            "{stderr}"
+        );
+    }
     assert!(run(&["migrate"]).status.success());
     let answered = run(&["report", "top-users"]);
     assert!(

@@ -78,7 +78,10 @@ impl SqliteStore {
     pub fn file_exists(url: &str) -> Result<bool, StoreError> {
         let options = url.parse::<SqliteConnectOptions>()?;
         let file = options.get_filename();
-        Ok(file.as_os_str() == ":memory:" || file.exists())
+        // A `file:` URI is SQLite's to resolve (its query and all): not
+        // checked here, it fails on opening if it is not there.
+        let uri = file.to_str().is_some_and(|f| f.starts_with("file:"));
+        Ok(uri || file.as_os_str() == ":memory:" || file.exists())
     }
 
     /// A session's rows fetched as one JSON array (`read_sql::*_AS_JSON`).
