@@ -36,7 +36,7 @@ pub struct CallbackBody {
 pub struct Ack {
     /// `stored`, `duplicate`, `conflict` (same identity, other content; the
     /// first copy stays) or `ignored` (a signed event we do not model).
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// One ZEGO callback type; the body's `event`, if any, must match the path.
@@ -119,7 +119,7 @@ async fn receive(
     match outcome {
         Outcome::Rejected(rejection) => Err(rejection.into()),
         accepted => Ok(Json(Ack {
-            status: accepted.as_str().to_owned(),
+            status: accepted.as_str(),
         })),
     }
 }

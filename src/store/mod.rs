@@ -238,27 +238,30 @@ pub async fn connect_existing(
     connect(url, options).await
 }
 
-/// The versions of `migrator`'s migrations missing from `applied` (the
-/// versions `_sqlx_migrations` records as applied).
-fn pending_of(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> usize {
-    migrator
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .count()
-}
+/// The versions `_sqlx_migrations` records as applied (the same on both
+/// backends).
+const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
 
-/// What `SELECT version FROM _sqlx_migrations` gives, with a database
-/// where that table does not exist (never migrated) read as none applied.
-/// Any other error (no such database, a refused login, no permission, a
-/// timeout) is itself: "run migrate" would not fix it.
-fn applied_versions(read: Result<Vec<i64>, sqlx::Error>) -> Result<Vec<i64>, StoreError> {
-    match read {
+/// How many of `migrator`'s migrations `read` (the rows of
+/// `APPLIED_MIGRATIONS`) lacks. A database where that table does not exist
+/// (never migrated) has none applied. Any other error (no such database,
+/// a refused login, no permission, a timeout) is itself: "run migrate"
+/// would not fix it.
+fn pending_of(
+    migrator: &sqlx::migrate::Migrator,
+    read: Result<Vec<i64>, sqlx::Error>,
+) -> Result<usize, StoreError> {
+    let applied = match read {
         Err(sqlx::Error::Database(db))
             if db.code().as_deref() == Some("42P01") // PostgreSQL's undefined_table
                 || db.message().starts_with("no such table") =>
         {
-            Ok(Vec::new())
+            Vec::new()
         }
-        read => Ok(read?),
-    }
+        read => read?,
+    };
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .count())
 }

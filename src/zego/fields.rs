@@ -3,6 +3,8 @@
 //! every numeric field accepts both, leading zeros included, and never goes
 //! through `f64` (which would corrupt 64-bit ids).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::body::{BodyEncoding, Fields};
@@ -105,11 +107,12 @@ impl DisplayDecoding {
         }
     }
 
-    /// A display field's text as this rule reads it.
-    pub fn read(self, text: &str) -> String {
+    /// A display field's text as this rule reads it (borrowed when that is
+    /// the text as sent: most names hold no `%`).
+    pub fn read(self, text: &str) -> Cow<'_, str> {
         match self {
             DisplayDecoding::Percent => decode_display(text),
-            DisplayDecoding::AsSent => text.to_owned(),
+            DisplayDecoding::AsSent => Cow::Borrowed(text),
         }
     }
 }
@@ -120,18 +123,21 @@ pub fn display_field(
     name: &'static str,
     decoding: DisplayDecoding,
 ) -> Result<Option<String>, FieldError> {
-    Ok(string_field(fields, name)?.map(|text| decoding.read(&text)))
+    let Some(text) = string_field(fields, name)? else {
+        return Ok(None);
+    };
+    Ok(Some(match decoding.read(&text) {
+        Cow::Owned(decoded) => decoded,
+        Cow::Borrowed(_) => text,
+    }))
 }
 
 /// Percent-decodes display text when that yields UTF-8 without NUL; any
 /// other text is kept as it is.
-pub fn decode_display(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_owned();
-    }
+pub fn decode_display(s: &str) -> Cow<'_, str> {
     match urlencoding::decode(s) {
-        Ok(decoded) if !decoded.contains('\0') => decoded.into_owned(),
-        _ => s.to_owned(),
+        Ok(decoded) if !decoded.contains('\0') => decoded,
+        _ => Cow::Borrowed(s),
     }
 }
 

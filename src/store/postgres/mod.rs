@@ -40,6 +40,10 @@ use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 use crate::store::{read_sql, snapshot};
 use write_tx::{SILENT_WRITE_LIMIT_IN_TIMEOUTS, WriteFailed, record_on};
 
+/// This backend's migrations, embedded once for `migrate` and
+/// `pending_migrations`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
 pub struct PgStore {
     pool: PgPool,
     /// The write transactions' connections, where this is the group-commit
@@ -282,7 +286,7 @@ impl Store for PgStore {
             .max_connections(1)
             .acquire_timeout(limit)
             .connect_lazy_with(unlimited.clone());
-        let migrated = sqlx::migrate!("migrations/postgres").run(&one).await;
+        let migrated = MIGRATOR.run(&one).await;
         one.close().await;
         match migrated {
             // The pool retries a refused or failed connection until the
@@ -296,14 +300,10 @@ impl Store for PgStore {
     }
 
     async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
             .fetch_all(&self.pool)
             .await;
-        let applied = super::applied_versions(applied)?;
-        Ok(super::pending_of(
-            &sqlx::migrate!("migrations/postgres"),
-            &applied,
-        ))
+        super::pending_of(&MIGRATOR, applied)
     }
 
     /// Ready means writable, as on SQLite: a standby after a failover, or

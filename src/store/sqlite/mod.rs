@@ -31,6 +31,10 @@ use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 use crate::store::{read_sql, snapshot};
 use writer::Writer;
 
+/// This backend's migrations, embedded once for `migrate` and
+/// `pending_migrations`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
 pub struct SqliteStore {
     writer: Writer,
     reader: SqlitePool,
@@ -162,23 +166,15 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         self.writer
-            .run(async |connection| {
-                Ok(sqlx::migrate!("migrations/sqlite")
-                    .run_direct(connection)
-                    .await?)
-            })
+            .run(async |connection| Ok(MIGRATOR.run_direct(connection).await?))
             .await
     }
 
     async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
             .fetch_all(&self.reader)
             .await;
-        let applied = super::applied_versions(applied)?;
-        Ok(super::pending_of(
-            &sqlx::migrate!("migrations/sqlite"),
-            &applied,
-        ))
+        super::pending_of(&MIGRATOR, applied)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
