@@ -387,7 +387,7 @@ async fn report_neither_creates_nor_migrates_a_database(backend: Backend) {
     let expected = match backend {
         Backend::Sqlite => "there is no database file there",
         Backend::Postgres => {
-            "lacks 5 of this version's migrations: run `zego-room-tracker migrate`"
+            "lacks 6 of this version's migrations: run `zego-room-tracker migrate`"
         }
     };
     assert!(stderr.contains(expected), "{stderr}");
