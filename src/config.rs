@@ -322,12 +322,19 @@ mod tests {
         Harness::try_parse_from(argv).unwrap().serve.validate()
     }
 
-    #[test]
-    fn a_bad_duration_says_what_form_is_wanted() {
-        let err = Harness::try_parse_from(["test", "--archive-retention", "abc"])
+    /// What clap says of `args` it refuses.
+    fn refusal(args: &[&str]) -> String {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        Harness::try_parse_from(argv)
             .err()
             .expect("refused")
-            .to_string();
+            .to_string()
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_form_is_wanted() {
+        let err = refusal(&["--archive-retention", "abc"]);
         assert!(
             err.contains("--archive-retention") && err.contains("such as 90d"),
             "{err}"
@@ -338,10 +345,7 @@ mod tests {
     #[test]
     fn a_retention_under_an_hour_is_refused() {
         for short in ["0d", "0s", "90s", "59m"] {
-            let err = Harness::try_parse_from(["test", "--archive-retention", short])
-                .err()
-                .expect("refused")
-                .to_string();
+            let err = refusal(&["--archive-retention", short]);
             assert!(
                 err.contains("--archive-retention") && err.contains("at least 1h"),
                 "{err}"
@@ -410,10 +414,7 @@ mod tests {
             chosen(&["--display-field-decoding", "none"]),
             DisplayDecoding::AsSent
         );
-        let err = Harness::try_parse_from(["test", "--display-field-decoding", "raw"])
-            .err()
-            .expect("refused")
-            .to_string();
+        let err = refusal(&["--display-field-decoding", "raw"]);
         assert!(
             err.contains("--display-field-decoding")
                 && err.contains("[possible values: percent, none]"),

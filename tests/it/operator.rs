@@ -287,9 +287,8 @@ async fn import_twice_stores_once(backend: Backend) {
     .unwrap();
     std::fs::write(dir.path().join("c.json"), "{\"event\": \"room_close\"}").unwrap();
     let import = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+        let out = zego_room_tracker_on(&db.url)
             .args(["import", dir.path().to_str().unwrap()])
-            .env("DATABASE_URL", &db.url)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -341,9 +340,8 @@ async fn import_and_rebuild_read_display_fields_by_the_setting(backend: Backend)
     body.insert("user_nickname".into(), json!("50%25+off"));
     std::fs::write(&file, Value::Object(body).to_string()).unwrap();
     let run = |args: &[&str], decoding: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+        let out = zego_room_tracker_on(&db.url)
             .args(args)
-            .env("DATABASE_URL", &db.url)
             .env("DISPLAY_FIELD_DECODING", decoding)
             .output()
             .unwrap();
@@ -374,13 +372,7 @@ async fn import_and_rebuild_read_display_fields_by_the_setting(backend: Backend)
 /// each refusal says what to run.
 async fn report_neither_creates_nor_migrates_a_database(backend: Backend) {
     let db = or_skip!(TestDb::new(backend).await);
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| zego_room_tracker_on(&db.url).args(args).output().unwrap();
     let refused = run(&["report", "top-users"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
@@ -398,9 +390,8 @@ async fn report_neither_creates_nor_migrates_a_database(backend: Backend) {
     if backend == Backend::Postgres {
         // Another error is itself, not "run migrate" (which cannot fix it).
         let gone = format!("{}_gone", db.url);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+        let out = zego_room_tracker_on(&gone)
             .args(["report", "top-users"])
-            .env("DATABASE_URL", &gone)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -539,9 +530,8 @@ async fn rebuild_on_an_untouched_database_changes_nothing(backend: Backend) {
     seed_archive(&app).await;
     let before = app.store.app_snapshot(1).await.unwrap();
     let archive = app.deliveries().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"))
+    let out = zego_room_tracker_on(&app.db.url)
         .arg("rebuild")
-        .env("DATABASE_URL", &app.db.url)
         .output()
         .unwrap();
     assert!(

@@ -170,10 +170,7 @@ async fn a_read_only_postgres_database_is_not_ready_and_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_read_connection_is_given_up_not_waited_on() {
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
-    let options = store::ConnectOptions {
-        timeout: Duration::from_millis(1000),
-        ..test_connect_options()
-    };
+    let options = one_second_timeout();
     let (proxy, store) = store_behind_proxy(&db, &options).await;
     store.ping().await.unwrap(); // the pool now holds an idle connection
     proxy.silence();
@@ -200,16 +197,10 @@ async fn a_silent_read_connection_is_given_up_not_waited_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_write_connection_costs_one_batch_not_the_writer() {
     use zego_room_tracker::domain::Outcome;
-    use zego_room_tracker::store::ConnectOptions;
     use zego_room_tracker::store::group_commit::{GroupCommit, GroupCommitOptions};
 
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
-    // Short, for a short test; not so short that a busy machine's first
-    // write outlasts it.
-    let options = ConnectOptions {
-        timeout: Duration::from_millis(1000),
-        ..test_connect_options()
-    };
+    let options = one_second_timeout();
     let (proxy, store) = store_behind_proxy(&db, &options).await;
     let writer = GroupCommit::start(
         &store,
@@ -253,10 +244,7 @@ async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
     let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
     // Long enough for the loop below to see the write wait for its lock
     // (it gives up after this) on a busy machine.
-    let options = store::ConnectOptions {
-        timeout: Duration::from_millis(1000),
-        ..test_connect_options()
-    };
+    let options = one_second_timeout();
     let (proxy, store) = store_behind_proxy(&db, &options).await;
     let (kind, mut fields) = crate::support::callbacks::close(1, T0, 1);
     fields.insert("appid".into(), json!(1));
@@ -546,6 +534,16 @@ async fn rebuild_and_purge_after_connections_died_idle_still_run() {
 
 /// A migrated store on `db` whose connections all go through a `Proxy`
 /// the test can cut or silence.
+/// Test options with a DATABASE_TIMEOUT_MS of one second: short, for a
+/// short test; not so short that a busy machine's first write, or a wait
+/// a test watches for, outlasts it.
+fn one_second_timeout() -> store::ConnectOptions {
+    store::ConnectOptions {
+        timeout: Duration::from_millis(1000),
+        ..test_connect_options()
+    }
+}
+
 async fn store_behind_proxy(
     db: &TestDb,
     options: &zego_room_tracker::store::ConnectOptions,

@@ -301,6 +301,14 @@ pub fn json_body(fields: &Map<String, Value>) -> Encoded {
     encode(fields, Encoding::Json)
 }
 
+/// The built binary, on the database at `database_url`: an operator's
+/// command as a user runs it.
+pub fn zego_room_tracker_on(database_url: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zego-room-tracker"));
+    command.env("DATABASE_URL", database_url);
+    command
+}
+
 /// A callback body as the HTTP handler would have assessed it.
 pub fn assessed(fields: &Map<String, Value>, kind: EventKind) -> Delivery {
     let raw = RawCallback {
