@@ -52,7 +52,7 @@ pub async fn purge(
 }
 
 /// Replay-guard entries first seen before `cutoff`. Safe only when `cutoff`
-/// is at least twice the timestamp tolerance ago (`run_scheduled` adds a
+/// is at least twice the timestamp tolerance ago (`upkeep` adds a
 /// second): older triples can never pass the timestamp check again.
 pub async fn purge_replay_guard(
     store: &dyn Store,
@@ -69,9 +69,8 @@ pub async fn purge_replay_guard(
     }
 }
 
-/// `serve`'s background upkeep, hourly: the replay guard beyond twice the
-/// timestamp tolerance (when the window is on) and, with a retention set,
-/// the archive beyond it. Errors are logged and retried next hour.
+/// `serve`'s background upkeep: `upkeep` at startup and then hourly.
+/// Errors are logged and retried next hour.
 pub async fn run_scheduled(
     store: std::sync::Arc<dyn Store>,
     retention: Option<Duration>,
@@ -80,33 +79,57 @@ pub async fn run_scheduled(
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let now = Utc::now();
-        // Twice the tolerance, and a second more: the timestamp check
-        // compares whole seconds, so a triple first seen in the first
-        // second it was valid stays valid just under a second longer.
-        let guard_span = |t: Duration| t.checked_mul(2)?.checked_add(Duration::from_secs(1));
-        if let Some(cutoff) = tolerance.and_then(|t| before(now, guard_span(t)?)) {
-            match purge_replay_guard(store.as_ref(), cutoff, 5000).await {
-                Ok(n) if n > 0 => {
+        upkeep(store.as_ref(), Utc::now(), retention, tolerance).await;
+    }
+}
+
+/// What one round of upkeep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upkept {
+    pub replay_guard: u64,
+    pub deliveries: u64,
+}
+
+/// One round of upkeep as of `now`: the replay guard beyond twice the
+/// timestamp tolerance (only while the window is on) and, with a retention
+/// set, the archive beyond it. A step that fails is logged and counts as
+/// nothing deleted; the next round tries again.
+pub async fn upkeep(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    retention: Option<Duration>,
+    tolerance: Option<Duration>,
+) -> Upkept {
+    let mut upkept = Upkept::default();
+    // Twice the tolerance, and a second more: the timestamp check
+    // compares whole seconds, so a triple first seen in the first
+    // second it was valid stays valid just under a second longer.
+    let guard_span = |t: Duration| t.checked_mul(2)?.checked_add(Duration::from_secs(1));
+    if let Some(cutoff) = tolerance.and_then(|t| before(now, guard_span(t)?)) {
+        match purge_replay_guard(store, cutoff, 5000).await {
+            Ok(n) => {
+                upkept.replay_guard = n;
+                if n > 0 {
                     tracing::info!(deleted = n, "purged expired replay-guard entries")
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "replay-guard purge failed; retrying in an hour")
-                }
             }
-        }
-        if let Some(cutoff) = retention.and_then(|r| before(now, r)) {
-            match purge(store.as_ref(), cutoff, false, 5000, |_| {}).await {
-                Ok(p) => {
-                    tracing::info!(deliveries = p.deliveries, %cutoff, "archive retention purge")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "archive retention purge failed; retrying in an hour")
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, "replay-guard purge failed; retrying in an hour")
             }
         }
     }
+    if let Some(cutoff) = retention.and_then(|r| before(now, r)) {
+        match purge(store, cutoff, false, 5000, |_| {}).await {
+            Ok(p) => {
+                upkept.deliveries = p.deliveries;
+                tracing::info!(deliveries = p.deliveries, %cutoff, "archive retention purge")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "archive retention purge failed; retrying in an hour")
+            }
+        }
+    }
+    upkept
 }
 
 /// `now - span`, or `None` when that is before any time we can hold (an

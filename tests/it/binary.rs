@@ -1,8 +1,9 @@
 //! The real binary: startup errors, `--help`, serving, and SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use crate::support::served::spawn_until_listening;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zego-room-tracker");
 
@@ -258,47 +259,115 @@ fn the_env_example_works_as_a_dot_env() {
         !out.status.success() && stderr.contains("ZEGO_CALLBACK_SECRET"),
         "{stderr}"
     );
-    // The environment wins over .env: a free port.
-    let mut cmd = command(dir.path());
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
+    // The environment wins over .env (whose LISTEN_ADDR is port 8080), and
+    // a flag over the environment: a free port each time.
+    let mut by_env = command(dir.path());
+    by_env
+        .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("ZEGO_CALLBACK_SECRET", "s");
-    let (mut child, _addr, _lines) = spawn_until_listening(cmd);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut by_flag = command(dir.path());
+    by_flag
+        .args(["--listen-addr", "127.0.0.1:0"])
+        .env("LISTEN_ADDR", "127.0.0.1:8080")
+        .env("ZEGO_CALLBACK_SECRET", "s");
+    for cmd in [by_env, by_flag] {
+        let (mut child, addr, _lines) = spawn_until_listening(cmd);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!addr.ends_with(":8080"), "{addr}");
+    }
 }
 
-/// Starts the server and waits for its `listening` line: the child, its
-/// address, and the rest of its stderr lines.
-fn spawn_until_listening(
-    mut cmd: Command,
-) -> (
-    std::process::Child,
-    String,
-    std::sync::mpsc::Receiver<String>,
-) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+/// SIGTERM stops accepting but lets a callback already being written
+/// finish: it is committed and answered 200, and the process then exits
+/// cleanly. The write is held on a table lock until after the signal.
+#[test]
+fn sigterm_lets_an_in_flight_callback_commit_and_be_answered() {
+    use sqlx::{Connection, Executor};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(crate::support::TestDb::new(
+        zego_room_tracker::store::Backend::Postgres,
+    )) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = command(dir.path());
+    serve
+        .env("DATABASE_URL", &db.url)
+        .env("ZEGO_CALLBACK_SECRET", crate::support::SECRET)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        // Long enough for the held write to wait, not time out.
+        .env("DATABASE_TIMEOUT_MS", "120000");
+    let (mut child, addr, lines) = spawn_until_listening(serve);
+    let count_where = async |conn: &mut sqlx::PgConnection, sql: &str| -> i64 {
+        sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+    };
+    let (mut holder, mut watcher, answer) = runtime.block_on(async {
+        let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        holder
+            .execute("BEGIN; LOCK TABLE deliveries IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let fields = crate::support::signed(crate::support::fixture("room_close.json"));
+        let answer = tokio::spawn(
+            reqwest::Client::new()
+                .post(format!("http://{addr}/callbacks/room_close"))
+                .json(&fields)
+                .send(),
+        );
+        // Outside any transaction: one inside would see a frozen
+        // pg_stat_activity.
+        let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let waiting = "SELECT count(*) FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while count_where(&mut watcher, waiting).await == 0 {
+            assert!(!answer.is_finished(), "{:?}", answer.await);
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        (holder, watcher, answer)
     });
-    let mut seen = Vec::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
-        if line.contains("listening")
-            && let Some(addr) = line
-                .split("addr=")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-        {
-            return (child, addr.to_owned(), rx);
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("no `listening` line with addr= within 20 s; stderr: {seen:?}");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Give the signal time to land before the write may go on; whether it
+    // did, the log's "shutdown signal received" line below shows.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body, stored) = runtime.block_on(async {
+        holder.execute("COMMIT").await.unwrap();
+        let response = answer.await.unwrap().unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        let stored = count_where(
+            &mut watcher,
+            "SELECT count(*) FROM deliveries WHERE outcome = 'stored'",
+        )
+        .await;
+        (status, body, stored)
+    });
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, r#"{"status":"stored"}"#)
+    );
+    assert_eq!(stored, 1);
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let log: Vec<String> =
+        std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(20)).ok()).collect();
+    let position = |text: &str| log.iter().position(|l| l.contains(text));
+    let (shutting_down, callback, clean) = (
+        position("shutdown signal received"),
+        position("outcome=\"stored\""),
+        position("shut down cleanly"),
+    );
+    assert!(
+        shutting_down.is_some() && shutting_down < callback && callback < clean,
+        "{log:?}"
+    );
 }
 
 /// Self-signed and marked a CA, as `openssl req -x509` makes one by

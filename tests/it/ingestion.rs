@@ -5,6 +5,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use zego_room_tracker::domain::EventKind;
+use zego_room_tracker::retention;
 use zego_room_tracker::zego::fields::DisplayDecoding;
 
 use crate::support::callbacks::{T0, ingest_all, login, logout};
@@ -496,7 +497,8 @@ async fn a_signature_reused_with_another_body_is_a_replay(backend: Backend) {
 /// With the timestamp check off a signed triple never expires, so the
 /// replay guard must keep its entry whatever the archive's retention: a
 /// purge deletes deliveries, not guard entries (it used to delete both at
-/// its cut-off, and the replay with another body was then stored).
+/// its cut-off, and the replay with another body was then stored), and so
+/// does `serve`'s hourly upkeep.
 async fn retention_keeps_the_replay_guard_when_timestamps_never_expire(backend: Backend) {
     let (store, db) = or_skip!(fresh_store(backend).await);
     let verify = zego_room_tracker::ingest::VerifyPolicy {
@@ -510,14 +512,65 @@ async fn retention_keeps_the_replay_guard_when_timestamps_never_expire(backend: 
         .await;
     assert_eq!(response.1["status"], "stored");
     let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
-    let purged =
-        zego_room_tracker::retention::purge(app.store.as_ref(), tomorrow, false, 100, |_| {})
-            .await
-            .unwrap();
+    let purged = retention::purge(app.store.as_ref(), tomorrow, false, 100, |_| {})
+        .await
+        .unwrap();
     assert_eq!(purged.deliveries, 1);
     let mut swapped = original.clone();
     swapped.insert("appid".into(), json!(2));
     assert_replay_refused(&app, &swapped).await;
+    let hour = Some(std::time::Duration::from_secs(3600));
+    let next_year = chrono::Utc::now() + chrono::Duration::days(365);
+    let upkept = retention::upkeep(app.store.as_ref(), next_year, hour, None).await;
+    assert_eq!(
+        upkept,
+        retention::Upkept {
+            replay_guard: 0,
+            deliveries: 1
+        }
+    );
+    assert_replay_refused(&app, &swapped).await;
+}
+
+/// `serve`'s upkeep deletes a guard entry only once its triple can no
+/// longer pass the timestamp check: first seen more than twice the
+/// tolerance and a second ago (the check compares whole seconds). Until
+/// then a replay with another body is refused; the archive is left alone
+/// unless a retention is set, and then only what is older than it.
+async fn upkeep_purges_a_guard_entry_only_past_twice_the_tolerance(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let tolerance = policy().timestamp_tolerance;
+    let guarded_for = chrono::Duration::seconds(2 * 300 + 1);
+    let ms = chrono::Duration::milliseconds(1);
+    let upkeep = |now, keep| retention::upkeep(app.store.as_ref(), now, keep, tolerance);
+
+    let before = chrono::Utc::now();
+    let original = signed(fixture("room_close.json"));
+    let response = app
+        .post("/callbacks/room_close", json_body(&original))
+        .await;
+    assert_eq!(response.1["status"], "stored");
+    let after = chrono::Utc::now();
+    let mut swapped = original.clone();
+    swapped.insert("appid".into(), json!(2));
+
+    assert_eq!(upkeep(before + guarded_for, None).await, Default::default());
+    assert_replay_refused(&app, &swapped).await;
+    let upkept = upkeep(after + guarded_for + ms, None).await;
+    assert_eq!(upkept.replay_guard, 1);
+    assert_eq!(upkept.deliveries, 0);
+    assert_eq!(app.deliveries().await.len(), 2);
+    // The entry is gone, so the triple is free again: only a timestamp
+    // still inside the window (as in this test) could reuse it.
+    let response = app.post("/callbacks/room_close", json_body(&swapped)).await;
+    assert_eq!(response.1["status"], "stored");
+
+    let hour = Some(std::time::Duration::from_secs(3600));
+    let last = chrono::Utc::now();
+    let in_an_hour = chrono::Duration::hours(1);
+    assert_eq!(upkeep(before + in_an_hour, hour).await.deliveries, 0);
+    assert_eq!(upkeep(last + in_an_hour + ms, hour).await.deliveries, 3);
+    assert!(app.deliveries().await.is_empty());
 }
 
 /// `fields`, a stored close's signed triple with another body, is a 401
@@ -818,6 +871,7 @@ conformance!(
     stale_timestamp_is_401_and_archived,
     a_signature_reused_with_another_body_is_a_replay,
     retention_keeps_the_replay_guard_when_timestamps_never_expire,
+    upkeep_purges_a_guard_entry_only_past_twice_the_tolerance,
     malformed_bodies_are_400_and_archived,
     an_event_posted_to_another_events_path_is_400,
     missing_and_invalid_fields_are_400_naming_the_field,

@@ -4,7 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When nothing answers
 //! there, a throwaway cluster is started under `target/` with the installed
 //! `initdb`/`pg_ctl`. When that is impossible the PostgreSQL tests say so
-//! loudly and pass without running — except with `CI=true`, where they fail.
+//! loudly and pass without running — except with `CI` set (but not to `false` or `0`), where they fail.
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -64,7 +64,12 @@ impl TestDb {
     /// A PostgreSQL database made by `CREATE DATABASE name {options}`.
     pub async fn postgres_with(options: &str) -> Option<TestDb> {
         let admin = admin_url()?;
-        let name = format!("{DB_PREFIX}{:016x}", rand::random::<u64>());
+        // The run's pid in the name: a concurrent run's cleanup leaves it be.
+        let name = format!(
+            "{DB_PREFIX}{}_{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
         let mut conn = PgConnection::connect(admin)
             .await
             .expect("connect to PostgreSQL admin URL");
@@ -89,8 +94,8 @@ fn admin_url() -> Option<&'static str> {
             let found = find_or_start_postgres();
             match &found {
                 Ok(url) => drop_leftover_databases(url),
-                Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                    panic!("CI=true and PostgreSQL is unavailable: {why}")
+                Err(why) if in_ci() => {
+                    panic!("CI is set and PostgreSQL is unavailable: {why}")
                 }
                 // Written to the real stderr: the test harness captures eprintln!.
                 Err(why) => drop(writeln!(
@@ -105,6 +110,13 @@ fn admin_url() -> Option<&'static str> {
             found.ok()
         })
         .as_deref()
+}
+
+/// `CI` set to anything but empty, `false` or `0` (CI services set `true`,
+/// some `1`): the PostgreSQL half must run there, never skip.
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "false" | "0"))
 }
 
 fn find_or_start_postgres() -> Result<String, String> {
@@ -209,10 +221,11 @@ fn postgres_bindir() -> Option<PathBuf> {
     })
 }
 
-/// Drops the databases earlier runs left behind. Without `FORCE`: a
-/// database someone is connected to (another `cargo test` running against
-/// the same server) is refused and left to that run, not pulled from under
-/// its tests.
+/// Drops the databases earlier runs left behind: those of a run whose
+/// process is gone. A run still going (another `cargo test` against the
+/// same server) may have made a database and not yet connected to it, so
+/// being unconnected is not enough; and without `FORCE`, one someone is
+/// connected to is refused and left.
 fn drop_leftover_databases(admin: &str) {
     let admin = admin.to_owned();
     let cleanup = std::thread::spawn(move || {
@@ -228,7 +241,7 @@ fn drop_leftover_databases(admin: &str) {
             .fetch_all(&mut conn)
             .await
             .ok()?;
-            for name in names {
+            for name in names.into_iter().filter(|n| run_has_ended(n)) {
                 let _ = conn
                     .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
                     .await;
@@ -237,4 +250,20 @@ fn drop_leftover_databases(admin: &str) {
         })
     });
     let _ = cleanup.join();
+}
+
+/// Whether the test run that made database `name` (`zrt_it_<pid>_<random>`)
+/// has exited. Where `/proc` cannot tell (not Linux), or the name has no
+/// pid, as taken for ended: the refusal to drop a database in use remains.
+fn run_has_ended(name: &str) -> bool {
+    let pid = name
+        .strip_prefix(DB_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) if Path::new("/proc/self").exists() => {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => true,
+    }
 }

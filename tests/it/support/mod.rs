@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod db;
 pub mod panicking;
 pub mod proxy;
+pub mod served;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -167,17 +168,7 @@ impl TestApp {
 
     /// POSTs `body` and returns the status and the JSON answer.
     pub async fn post(&self, path: &str, body: Encoded) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(self.url(path))
-            .header("content-type", body.content_type)
-            .body(body.bytes)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        let json = response.json().await.unwrap_or(Value::Null);
-        (status, json)
+        post_to(&self.client, &self.url(path), body).await
     }
 
     /// `post`, sent again after each 503 as ZEGO does (at most 20 times):
@@ -231,6 +222,20 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// POSTs `body` to `url`: the status and the JSON answer (null if none).
+pub async fn post_to(client: &reqwest::Client, url: &str, body: Encoded) -> (StatusCode, Value) {
+    let response = client
+        .post(url)
+        .header("content-type", body.content_type)
+        .body(body.bytes)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let json = response.json().await.unwrap_or(Value::Null);
+    (status, json)
 }
 
 pub async fn deliveries(store: &dyn Store) -> Vec<DeliveryRecord> {
