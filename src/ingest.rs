@@ -105,7 +105,11 @@ pub fn assess_unsigned(
 /// setting, as it was received (same body, path and receive time);
 /// `rebuild` replays these.
 pub fn reassess(archived: &DeliveryRecord, display: DisplayDecoding) -> Delivery {
-    let expected = PathEvent::of_endpoint(&archived.endpoint);
+    // The path is archived as it came; the live request was routed by its
+    // percent-decoded segment (`/callbacks/room%5Fclose` is room_close).
+    let endpoint = urlencoding::decode(&archived.endpoint)
+        .unwrap_or(std::borrow::Cow::Borrowed(&archived.endpoint));
+    let expected = PathEvent::of_endpoint(&endpoint);
     let raw = RawCallback {
         received_at: archived.received_at,
         remote_addr: archived.remote_addr.clone(),
@@ -166,7 +170,9 @@ fn verify(
         signed_text(fields, name).ok_or_else(|| {
             Rejection::new(
                 RejectCode::MissingSignature,
-                format!("the field `{name}` is required to verify the signature"),
+                format!(
+                    "the field `{name}` is required to verify the signature, as a string or number without NUL characters"
+                ),
             )
         })
     };
@@ -230,7 +236,12 @@ fn check_freshness(
 }
 
 fn classify(expected: PathEvent<'_>, fields: &Fields, display: DisplayDecoding) -> Verdict {
-    let named = event::event_name(fields);
+    let named = match event::event_name(fields) {
+        Ok(named) => named,
+        Err(e) => {
+            return Verdict::Rejected(Rejection::new(RejectCode::InvalidField, e.to_string()));
+        }
+    };
     let mismatch = |path: &str, name: &str| {
         Verdict::Rejected(Rejection::new(
             RejectCode::EventMismatch,

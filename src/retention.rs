@@ -134,8 +134,9 @@ pub async fn upkeep(
 
 /// `now - span`, or `None` when that is before any time we can hold (an
 /// absurdly long setting: nothing is that old, so nothing to purge). The
-/// hourly task must not panic on it: it would stop for good, silently.
-fn before(now: DateTime<Utc>, span: Duration) -> Option<DateTime<Utc>> {
+/// hourly task must not panic on it: it would stop for good, silently;
+/// `purge` refuses it.
+pub fn before(now: DateTime<Utc>, span: Duration) -> Option<DateTime<Utc>> {
     now.checked_sub_signed(chrono::Duration::from_std(span).ok()?)
 }
 

@@ -31,10 +31,9 @@ pub struct PurgeArgs {
 }
 
 pub async fn run(args: PurgeArgs) -> Result<(), String> {
+    let cutoff = retention::before(chrono::Utc::now(), args.older_than)
+        .ok_or("--older-than reaches back before any time that can be held: give a shorter age")?;
     let store = open_store(&args.database).await?;
-    let cutoff = chrono::Utc::now()
-        - chrono::Duration::from_std(args.older_than)
-            .map_err(|_| "--older-than is too large".to_owned())?;
     let what = if args.sessions {
         "deliveries received, and sessions whose events all happened,"
     } else {

@@ -11,6 +11,9 @@ use crate::sender::traffic::{self, Plan};
 use crate::sender::{Callback, Encoding, Sender, request_file};
 use crate::zego::{Secret, SecretBook};
 
+/// `--users`' bound: a session's callbacks are counted in usize arithmetic.
+const MAX_USERS: usize = 1_000_000;
+
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Base URL of the service, e.g. http://127.0.0.1:8080 or https://callbacks.example.com.
@@ -58,7 +61,8 @@ pub struct SendArgs {
     #[arg(long, value_parser = crate::config::parse_duration)]
     duration: Option<Duration>,
 
-    /// Users per generated session (with `--hot-room`: users in the one room).
+    /// Users per generated session (with `--hot-room`: users in the one
+    /// room), at most 1,000,000.
     #[arg(long, default_value_t = 3)]
     users: usize,
 
@@ -190,6 +194,9 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
         && !(rate.is_finite() && rate > 0.0)
     {
         return Err("--rate must be a positive number of callbacks per second".into());
+    }
+    if args.users > MAX_USERS {
+        return Err(format!("--users must be at most {MAX_USERS}"));
     }
     if args.rate.is_some() && args.sessions.is_none() && args.duration.is_none() {
         return Err("--rate needs --duration or --sessions: how long to keep sending".into());

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, Path, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
@@ -54,14 +55,18 @@ pub struct Ack {
                (status = 503, description = "Database unavailable; retry", body = super::error::ErrorBody)))]
 pub async fn receive_typed(
     State(state): State<AppState>,
-    Path(event): Path<String>,
+    event: Result<Path<String>, PathRejection>,
     raw: RawBody,
 ) -> Result<Json<Ack>, ApiError> {
-    let expected = PathEvent::of_segment(&event).ok_or_else(|| {
+    let not_found = |event: &str| {
         ApiError::not_found(format!(
             "there is no callback endpoint for {event:?}: a ZEGO event name is lower-case letters, digits and `_`"
         ))
-    })?;
+    };
+    // A segment that does not decode to UTF-8 names no event either.
+    let Path(event) =
+        event.map_err(|_| not_found(raw.0.endpoint.trim_start_matches("/callbacks/")))?;
+    let expected = PathEvent::of_segment(&event).ok_or_else(|| not_found(&event))?;
     receive(&state, expected, raw.0).await
 }
 

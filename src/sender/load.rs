@@ -109,7 +109,11 @@ where
 pub fn slot(session: u64, index: usize, per_session: usize) -> u64 {
     let k = per_session.max(1) as u64;
     let j = index as u64;
-    (session + j) * k + j
+    // Saturating: absurd --sessions/--users only push a slot past the run.
+    session
+        .saturating_add(j)
+        .saturating_mul(k)
+        .saturating_add(j)
 }
 
 /// Open loop at `rate` callbacks per second: each session starts on
@@ -125,10 +129,15 @@ pub async fn at_rate(
     rate: f64,
     done: &Arc<AtomicU64>,
 ) -> Vec<Vec<Record>> {
-    let per_session = plan.users * 2 + 2;
+    let per_session = plan.users.saturating_mul(2).saturating_add(2);
     let started = tokio::time::Instant::now();
+    // A slot too far out for an Instant (a tiny --rate) is "never" in practice.
+    let never = started + Duration::from_secs(100 * 365 * 86_400);
     let at = move |s: u64, j: usize| {
-        started + Duration::from_secs_f64(slot(s, j, per_session) as f64 / rate)
+        Duration::try_from_secs_f64(slot(s, j, per_session) as f64 / rate)
+            .ok()
+            .and_then(|d| started.checked_add(d))
+            .unwrap_or(never)
     };
     let mut tasks = Vec::new();
     for n in 0..sessions {
@@ -385,6 +394,8 @@ mod tests {
         // one callback every 1/rate seconds.
         let start = (k * k) as u64;
         assert!((start..200 * k as u64).all(|t| seen.contains(&t)));
+        // Absurd runs saturate instead of overflowing.
+        assert_eq!(slot(u64::MAX - 1, 3, usize::MAX), u64::MAX);
     }
 
     fn sent(status: Option<u16>, answer: &str, ms: u64) -> Sent {

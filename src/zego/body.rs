@@ -12,7 +12,8 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-/// Top-level fields of a callback. Nested JSON values are kept as they are.
+/// Top-level fields of a callback. Nested JSON values are kept as they are
+/// (their keys unique, as at the top).
 pub type Fields = BTreeMap<String, Value>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub fn decode(raw: &[u8]) -> Result<(BodyEncoding, Fields), DecodeError> {
 }
 
 fn decode_json(text: &str) -> Result<Fields, DecodeError> {
-    let value: TopLevel = serde_json::from_str(text).map_err(|e| match e.classify() {
+    let UniqueKeys(value) = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => match DUPLICATE_MARKER.strip_prefix_of(&e) {
             Some(name) => DecodeError::DuplicateField(name),
             None => DecodeError::InvalidJson(e.to_string()),
@@ -69,8 +70,12 @@ fn decode_json(text: &str) -> Result<Fields, DecodeError> {
         _ => DecodeError::InvalidJson(e.to_string()),
     })?;
     match value {
-        TopLevel::Object(fields) => Ok(fields),
-        TopLevel::Other(kind) => Err(DecodeError::NotAnObject(kind)),
+        Value::Object(fields) => Ok(fields.into_iter().collect()),
+        Value::Array(_) => Err(DecodeError::NotAnObject("an array")),
+        Value::String(_) => Err(DecodeError::NotAnObject("a string")),
+        Value::Number(_) => Err(DecodeError::NotAnObject("a number")),
+        Value::Bool(_) => Err(DecodeError::NotAnObject("a boolean")),
+        Value::Null => Err(DecodeError::NotAnObject("null")),
     }
 }
 
@@ -118,71 +123,82 @@ impl DuplicateMarker {
     }
 }
 
-/// The top-level JSON value: an object whose keys must be unique (a repeated
-/// key would let two readers of one body see different values), or anything
-/// else, named for the error message.
-enum TopLevel {
-    Object(Fields),
-    Other(&'static str),
-}
+/// A JSON value whose objects have unique keys at every depth (a repeated
+/// key would let two readers of one body see different values; a nested
+/// unknown field is part of the fingerprint too).
+struct UniqueKeys(Value);
 
-impl<'de> Deserialize<'de> for TopLevel {
+impl<'de> Deserialize<'de> for UniqueKeys {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TopLevelVisitor)
+        deserializer.deserialize_any(UniqueKeysVisitor)
     }
 }
 
-struct TopLevelVisitor;
+struct UniqueKeysVisitor;
 
-impl<'de> Visitor<'de> for TopLevelVisitor {
-    type Value = TopLevel;
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+        f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
-        let mut fields = Fields::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let value: Value = map.next_value()?;
-            if fields.contains_key(&key) {
+            let UniqueKeys(value) = map.next_value()?;
+            if object.contains_key(&key) {
                 return Err(serde::de::Error::custom(format_args!(
                     "{}{key}",
                     DuplicateMarker::PREFIX
                 )));
             }
-            fields.insert(key, value);
+            object.insert(key, value);
         }
-        Ok(TopLevel::Object(fields))
+        Ok(UniqueKeys(Value::Object(object)))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(TopLevel::Other("an array"))
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(UniqueKeys(Value::Array(items)))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("a string"))
+    fn visit_str<E>(self, s: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(s.to_owned())))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("a number"))
+    fn visit_string<E>(self, s: String) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::String(s)))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("a number"))
+    fn visit_u64<E>(self, n: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::from(n)))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("a number"))
+    fn visit_i64<E>(self, n: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::from(n)))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("a boolean"))
+    fn visit_f64<E>(self, n: f64) -> Result<UniqueKeys, E> {
+        // As serde_json's own Value: a float it cannot hold is null.
+        Ok(UniqueKeys(
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ))
     }
 
-    fn visit_unit<E>(self) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other("null"))
+    fn visit_bool<E>(self, b: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Bool(b)))
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys(Value::Null))
     }
 }
 
@@ -260,6 +276,16 @@ mod tests {
         assert_eq!(
             decode(b"appid=1&appid=2").unwrap_err(),
             DecodeError::DuplicateField("appid".into())
+        );
+        // Nested too: an unknown field is archived and fingerprinted.
+        assert_eq!(
+            decode(br#"{"appid":1,"extra":[{"k":1,"k":2}]}"#).unwrap_err(),
+            DecodeError::DuplicateField("k".into())
+        );
+        let (_, nested) = decode(br#"{"x":{"k":[1,-2,2.5,true,null,"s"],"j":{}}}"#).unwrap();
+        assert_eq!(
+            nested["x"],
+            serde_json::json!({"k":[1,-2,2.5,true,null,"s"],"j":{}})
         );
     }
 

@@ -37,9 +37,10 @@ const INTEGER_FIELDS: [&str; 13] = [
 
 const DISPLAY_FIELDS: [&str; 2] = ["user_nickname", "room_name"];
 
-/// The body's `event` value, if it is text.
-pub fn event_name(fields: &Fields) -> Option<String> {
-    string_field(fields, "event").ok().flatten()
+/// The body's `event`, if present; an array, object, boolean or text
+/// with NUL is an error, not "absent" (which would let any path take it).
+pub fn event_name(fields: &Fields) -> Result<Option<String>, FieldError> {
+    string_field(fields, "event")
 }
 
 /// Whether a `room_create` is ZIM's (In-app Chat), not the RTC room's we
@@ -58,7 +59,7 @@ pub fn summarize(fields: &Fields) -> DeliverySummary {
         .flatten()
         .or_else(|| u64_field(fields, "room_seq").ok().flatten());
     DeliverySummary {
-        event: event_name(fields),
+        event: event_name(fields).ok().flatten(),
         appid: appid(fields).ok(),
         room_id: string_field(fields, "room_id").ok().flatten(),
         room_session_id: session.map(|s| s.to_string()),

@@ -57,9 +57,10 @@ pub fn i64_field(fields: &Fields, name: &'static str) -> Result<Option<i64>, Fie
             let (negative, digits) = s
                 .strip_prefix('-')
                 .map_or((false, s.as_str()), |d| (true, d));
-            let magnitude = i64::try_from(parse_digits(digits).ok_or(invalid.clone())?)
-                .map_err(|_| invalid.clone())?;
-            Ok(Some(if negative { -magnitude } else { magnitude }))
+            // Signed before the range check: i64::MIN's magnitude is no i64.
+            let magnitude = i128::from(parse_digits(digits).ok_or(invalid.clone())?);
+            let value = if negative { -magnitude } else { magnitude };
+            i64::try_from(value).map(Some).map_err(|_| invalid)
         }
         Some(_) => Err(invalid),
     }
@@ -220,6 +221,17 @@ mod tests {
         assert_eq!(i64_field(&f, "a").unwrap(), Some(-3));
         assert_eq!(i64_field(&f, "b").unwrap(), Some(4));
         assert!(i64_field(&f, "c").is_err());
+        // The whole i64 range, as text as well as a number.
+        let edges = fields(json!({
+            "min": "-9223372036854775808", "max": "9223372036854775807",
+            "below": "-9223372036854775809", "above": "9223372036854775808",
+            "min_n": i64::MIN,
+        }));
+        assert_eq!(i64_field(&edges, "min").unwrap(), Some(i64::MIN));
+        assert_eq!(i64_field(&edges, "min_n").unwrap(), Some(i64::MIN));
+        assert_eq!(i64_field(&edges, "max").unwrap(), Some(i64::MAX));
+        assert!(i64_field(&edges, "below").is_err());
+        assert!(i64_field(&edges, "above").is_err());
     }
 
     #[test]

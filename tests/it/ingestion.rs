@@ -619,10 +619,32 @@ async fn an_event_posted_to_another_events_path_is_400(backend: Backend) {
         let response = app.post(path, login()).await;
         assert_rejected(&app, response, StatusCode::BAD_REQUEST, "event_mismatch").await;
     }
-    // A path no ZEGO event could have is a 404.
-    let response = app.post("/callbacks/Room-Close!", login()).await;
-    assert_eq!(response.0, StatusCode::NOT_FOUND);
-    assert_eq!(response.1["error"]["code"], "not_found");
+    // An `event` that is not text cannot match the path: it used to be
+    // read as absent, and the path named the event.
+    for (path, odd) in [
+        ("/callbacks/room_close", json!(["room_login"])),
+        ("/callbacks/room_close", json!({"event": "room_close"})),
+        ("/callbacks/room_close", json!(true)),
+        ("/callbacks/room_close", json!("room_close\u{0}")),
+        ("/callbacks", json!(["room_close"])),
+    ] {
+        let mut close = fixture("room_close.json");
+        close.insert("event".into(), odd.clone());
+        let response = app.post(path, json_body(&signed(close))).await;
+        assert_eq!(
+            response.1["error"]["message"],
+            "the field `event` must be a string without NUL characters",
+            "{odd}"
+        );
+        assert_rejected(&app, response, StatusCode::BAD_REQUEST, "invalid_field").await;
+    }
+    // A path no ZEGO event could have is a 404, in the one error shape
+    // also when its segment does not even decode to UTF-8.
+    for path in ["/callbacks/Room-Close!", "/callbacks/%FF"] {
+        let response = app.post(path, login()).await;
+        assert_eq!(response.0, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.1["error"]["code"], "not_found", "{path}");
+    }
 }
 
 async fn missing_and_invalid_fields_are_400_naming_the_field(backend: Backend) {

@@ -523,6 +523,15 @@ async fn seed_archive(app: &TestApp) {
         json_body(&signed(stream.as_object().unwrap().clone())),
     )
     .await;
+    // No `event`: the path names it, percent-encoded. Archived as it came,
+    // so `rebuild` must decode it as the router did (it used to reject it).
+    let mut unnamed = fixture("room_create.json");
+    unnamed.remove("event");
+    unnamed.insert("room_session_id".into(), json!("9"));
+    let answer = app
+        .post("/callbacks/room%5Fcreate", json_body(&signed(unnamed)))
+        .await;
+    assert_eq!(answer.1["status"], "stored");
 }
 
 async fn rebuild_on_an_untouched_database_changes_nothing(backend: Backend) {
