@@ -1154,6 +1154,13 @@ async fn without_tokens_only_loopback_clients_are_answered() {
     let app = zego_room_tracker::http::app(state);
     let remote = app.clone().oneshot(request("203.0.113.9")).await.unwrap();
     assert_eq!(remote.status(), StatusCode::UNAUTHORIZED);
+    // Anyone can write X-Forwarded-For: it does not make a client local.
+    let mut forwarded = request("203.0.113.9");
+    forwarded
+        .headers_mut()
+        .insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
+    let forwarded = app.clone().oneshot(forwarded).await.unwrap();
+    assert_eq!(forwarded.status(), StatusCode::UNAUTHORIZED);
     let body = axum::body::to_bytes(remote.into_body(), 10_000)
         .await
         .unwrap();

@@ -727,6 +727,8 @@ async fn oversize_bodies_are_413_and_the_exact_limit_passes(backend: Backend) {
     let (status, body) = app.post("/callbacks/room_close", over).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"]["code"], "body_too_large");
+    // Refused before it is read, so not archived: only the exact one is.
+    assert_eq!(app.deliveries().await.len(), 1);
 }
 
 async fn unmodelled_signed_events_are_ignored_and_archived(backend: Backend) {

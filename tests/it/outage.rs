@@ -71,7 +71,21 @@ async fn a_migration_outlasting_the_database_timeout_still_runs() {
     };
     let second = store::connect(&db.url, &options).await.unwrap();
     let migrating = tokio::spawn(async move { second.migrate().await });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Once it waits for the lock, three times its timeout later it still
+    // waits (watched from outside any transaction).
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(!migrating.is_finished(), "{:?}", migrating.await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(3 * options.timeout).await;
     assert!(!migrating.is_finished(), "{:?}", migrating.await);
     holder.execute("COMMIT").await.unwrap();
     let migrated = tokio::time::timeout(Duration::from_secs(10), migrating).await;
