@@ -21,7 +21,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/zego-room-tracker.db";
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// Database to use: `postgres://user@host:5432/db` for production, or
-    /// `sqlite://path/to/file.db` (created when missing) for a single node.
+    /// `sqlite://path/to/file.db` for a single node (created when missing,
+    /// except by `report`, which only reads).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 

@@ -58,12 +58,22 @@ impl fmt::Display for RoomSessionId {
     }
 }
 
-impl FromStr for RoomSessionId {
-    type Err = std::num::ParseIntError;
+/// Text that is not a room session id: not all decimal digits, or over u64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotARoomSessionId;
 
-    /// Accepts leading zeros (`"01"`), as ZEGO's string fields may carry them.
+impl FromStr for RoomSessionId {
+    type Err = NotARoomSessionId;
+
+    /// Decimal digits only, leading zeros (`"01"`) accepted as ZEGO's
+    /// string fields may carry them; no sign (u64's own parser takes `+1`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<u64>().map(RoomSessionId)
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NotARoomSessionId);
+        }
+        s.parse::<u64>()
+            .map(RoomSessionId)
+            .map_err(|_| NotARoomSessionId)
     }
 }
 
@@ -199,6 +209,12 @@ mod tests {
         }
         assert_eq!("007".parse::<RoomSessionId>().unwrap().to_string(), "7");
         assert!("18446744073709551616".parse::<RoomSessionId>().is_err());
+        for not_digits in ["+1", "-0", "", " 1", "1 "] {
+            assert!(
+                not_digits.parse::<RoomSessionId>().is_err(),
+                "{not_digits:?}"
+            );
+        }
     }
 
     #[test]

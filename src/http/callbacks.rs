@@ -21,9 +21,12 @@ use crate::metrics;
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // a schema only: bodies are decoded by `zego::body`
 pub struct CallbackBody {
-    /// `room_create`, `room_close`, `room_login`, `room_logout`, or another ZEGO event.
-    event: String,
-    /// The ZEGO app id (number or decimal string).
+    /// `room_create`, `room_close`, `room_login`, `room_logout`, or another
+    /// ZEGO event. Required on `POST /callbacks`; on `/callbacks/{event}`
+    /// the path names the event when the body does not.
+    event: Option<String>,
+    /// The ZEGO app id, an unsigned 32-bit integer (number or decimal string).
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295_i64)]
     appid: u32,
     /// Unix seconds when ZEGO sent it (number or decimal string).
     timestamp: String,
@@ -118,7 +121,8 @@ async fn receive(
             Outcome::Rejected(r) => r.code.as_str(),
             _ => "-",
         },
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        // Hundredths, as docs/operations.md shows the line.
+        latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
         "callback"
     );
     match outcome {

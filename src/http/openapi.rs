@@ -29,7 +29,7 @@ use super::api::views;
         views::CloseReasonStats, views::ReasonCountView, views::BucketView, views::DeliveryView,
         super::error::ErrorBody, super::error::ErrorDetail, super::callbacks::Ack, super::callbacks::CallbackBody,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Unavailable),
     tags(
         (name = "callbacks", description = "What ZEGO calls; signed, no token"),
         (name = "rooms", description = "Room sessions"),
@@ -49,6 +49,39 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The 503 every query API operation can answer, listed once here rather
+/// than on each: the database did not answer within DATABASE_TIMEOUT_MS
+/// (`storage_unavailable`) or the request outlived REQUEST_TIMEOUT_SECS
+/// (`timeout`). Clients generated from the document should retry it.
+struct Unavailable;
+
+impl Modify for Unavailable {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let unavailable = ResponseBuilder::new()
+            .description("Database unavailable or the request took too long; retry")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
     }
 }
 

@@ -53,7 +53,8 @@ pub struct ClosedParams {
 #[utoipa::path(get, path = "/api/v1/rooms/closed", tag = "rooms", params(ClosedParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of closed sessions, or the same columns as CSV",
-               content((Page<SessionView> = "application/json"), (String = "text/csv"))),
+               content((Page<SessionView> = "application/json"), (String = "text/csv")),
+               headers(("X-Next-Cursor" = String, description = "CSV only: the cursor of the next page, absent on the last"))),
                (status = 400, description = "A parameter is invalid", body = crate::http::error::ErrorBody),
                (status = 401, description = "Missing or wrong token", body = crate::http::error::ErrorBody)))]
 pub async fn list_closed(
