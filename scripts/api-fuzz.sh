@@ -4,7 +4,9 @@
 # checking for 5xx, responses that break the schema, wrong status codes and
 # content types. Prints schemathesis' report; ends with a pass/fail line.
 #   scripts/api-fuzz.sh            (MAX_EXAMPLES=100 by default; SEED=N for a
-#                                  reproducible run, e.g. the one .ci/run uses)
+#                                  reproducible run, e.g. the one .ci/run uses;
+#                                  BACKEND=postgres for a scratch database on
+#                                  127.0.0.1:5432 instead of a SQLite file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require.sh
@@ -28,10 +30,21 @@ BIN=${BIN:-target/release/zego-room-tracker}
 # reach another server still listening there, and its /readyz would pass.
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 DIR=$(mktemp -d)
-DATABASE_URL="sqlite://$DIR/fuzz.db" ZEGO_CALLBACK_SECRET=fuzz API_TOKENS=fuzz-token LISTEN_ADDR=127.0.0.1:$PORT \
+case "${BACKEND:-sqlite}" in
+  sqlite) DATABASE_URL="sqlite://$DIR/fuzz.db"; drop_db=: ;;
+  postgres)
+    require psql
+    PG="postgres://postgres@127.0.0.1:5432"
+    name="zrt_fuzz_$$"
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
+    DATABASE_URL="$PG/$name"
+    drop_db="psql -q $PG/postgres -c 'DROP DATABASE IF EXISTS $name WITH (FORCE)'" ;;
+  *) echo "BACKEND must be sqlite or postgres, not $BACKEND" >&2; exit 2 ;;
+esac
+DATABASE_URL="$DATABASE_URL" ZEGO_CALLBACK_SECRET=fuzz API_TOKENS=fuzz-token LISTEN_ADDR=127.0.0.1:$PORT \
   "$BIN" 2>"$DIR/server.log" &
 server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; eval "$drop_db"; rm -rf "$DIR"' EXIT
 for _ in $(seq 50); do curl -sf "localhost:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 # Some history, so queries return rows to check against the schema.
 ZEGO_CALLBACK_SECRET=fuzz "$BIN" send --url "http://127.0.0.1:$PORT" --sessions 30 --users 3 >/dev/null 2>&1
