@@ -97,6 +97,12 @@ pub fn record_batch(size: usize, elapsed: Duration) {
     histogram!("zrt_group_commit_duration_seconds").record(elapsed.as_secs_f64());
 }
 
+/// A write transaction run again after PostgreSQL picked it as a deadlock
+/// or serialization victim (`store::retrying_lock_conflicts`).
+pub fn record_write_retry() {
+    counter!("zrt_write_retries_total", "reason" => "lock_conflict").increment(1);
+}
+
 /// One step of a write transaction (`store::timed::WriteStep`).
 pub fn record_write_step(step: &'static str, elapsed: Duration) {
     histogram!("zrt_write_step_duration_seconds", "step" => step).record(elapsed.as_secs_f64());

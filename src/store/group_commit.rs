@@ -188,16 +188,7 @@ async fn record_with_retries(
     store: &dyn Store,
     deliveries: &[Delivery],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let mut result = record_catching_panics(store, deliveries).await;
-    for _ in 0..3 {
-        match &result {
-            Err(e) if e.is_lock_conflict() => {
-                result = record_catching_panics(store, deliveries).await;
-            }
-            _ => break,
-        }
-    }
-    result
+    super::retrying_lock_conflicts(|| record_catching_panics(store, deliveries)).await
 }
 
 /// `record_deliveries`, with a panic turned into `StoreError::Panicked`.

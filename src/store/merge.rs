@@ -236,10 +236,10 @@ pub fn touches_outside<'t>(
 /// login) and wait for an event while another holds that event and waits
 /// for the row. Taken here, every session row is locked in key order and
 /// before the events, and two copies of one create or close meet at the
-/// row rather than at the events' unique index. (One exception: a row
-/// another writer creates while PostgreSQL's one-statement first steps
-/// run is touched after the events, `recorder::store_events`; a deadlock
-/// that order can cause is rare, and its victim is run again.)
+/// row rather than at the events' unique index. (Where another writer
+/// creates the row while PostgreSQL's one-statement first steps run, the
+/// batch is recorded again step by step if it must lock the row, and
+/// only widens it after the events otherwise: `recorder::store_events`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTouch {
     pub appid: i64,

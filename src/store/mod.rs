@@ -77,6 +77,28 @@ pub struct PoolStatus {
     pub max: u32,
 }
 
+/// Runs `write` again, up to three times, while PostgreSQL picks its
+/// transaction as a deadlock or serialization victim: the victim is rolled
+/// back whole, and run again it very likely succeeds (counted in
+/// `zrt_write_retries_total`). Anything else is returned as it is.
+pub async fn retrying_lock_conflicts<T, W, F>(mut write: W) -> Result<T, StoreError>
+where
+    W: FnMut() -> F,
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut result = write().await;
+    for _ in 0..3 {
+        match &result {
+            Err(e) if e.is_lock_conflict() => {
+                crate::metrics::record_write_retry();
+                result = write().await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -120,11 +142,11 @@ pub trait Store: Send + Sync + 'static {
     /// replay guard is checked here, so replicas share it.
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<Outcome>, StoreError>;
 
-    /// One delivery in its own transaction.
+    /// One delivery in its own transaction (run again if PostgreSQL picks
+    /// it as a deadlock victim, as group commit runs a batch again).
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Outcome, StoreError> {
-        let mut outcomes = self
-            .record_deliveries(std::slice::from_ref(delivery))
-            .await?;
+        let one = std::slice::from_ref(delivery);
+        let mut outcomes = retrying_lock_conflicts(|| self.record_deliveries(one)).await?;
         Ok(outcomes.pop().expect("one outcome per delivery"))
     }
 

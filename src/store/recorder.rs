@@ -188,9 +188,11 @@ pub async fn record(
 }
 
 /// `record` with the statements up to the last decision as one
-/// (`Steps::AtOnce`; PostgreSQL). `None` when it guessed wrong: the
-/// transaction wrote what a replayed delivery must not, so the caller
-/// rolls it back and runs `record` in a new one.
+/// (`Steps::AtOnce`; PostgreSQL). `None` when it guessed wrong (the
+/// transaction wrote what a replayed delivery must not), or when a session
+/// row it must lock before its events was created by another writer while
+/// the statement ran: the caller rolls it back and runs `record` in a new
+/// one.
 pub async fn record_at_once(
     tx: &mut dyn WriteTx,
     deliveries: &[Delivery],
@@ -306,7 +308,7 @@ type Results = Vec<(Outcome, Option<i64>)>;
 
 /// Everything up to the last decision: outcomes, and what they derive.
 /// With `at_once` (the batch's replay claims) the first statements run as
-/// one; `None` if its replay guard shows the guess wrong.
+/// one; `None` if they must run again step by step (`record_at_once`).
 async fn decide(
     tx: &mut dyn WriteTx,
     deliveries: &[&Delivery],
@@ -411,13 +413,22 @@ async fn store_events(
             let again: Vec<SessionTouch> = touches_outside(&touches, &found.sessions_found)
                 .cloned()
                 .collect();
+            // A session another writer created while the statement ran.
+            // Where this batch creates or closes it, its row must be locked
+            // before the events, as every other writer locks it: locked
+            // after them, a second copy of the create that locked the row
+            // first and then waited for this batch's event deadlocked with
+            // it (a fresh session's first login racing two copies of its
+            // create). So the batch goes again, step by step.
+            if again.iter().any(|t| t.lock) {
+                return Ok(None);
+            }
             if !again.is_empty() {
-                // After the events, where every other touch comes before
-                // them: a lock order two writers can only meet in if both
-                // hold one delivery of a session another created meanwhile
-                // (PostgreSQL then picks one as a deadlock victim; group
-                // commit runs it again, and the row is seen this time;
-                // without group commit it answers 503 and ZEGO retries).
+                // Only widened, locked only if moved, after the events: no
+                // writer waits for this batch's events while holding the
+                // row, as two copies of one login or logout hold one
+                // presence group's lock (taken at BEGIN) and so never
+                // overlap.
                 tx.touch_sessions(&again).await?;
             }
             (found.inserted, Some(found.stored_group_rows))

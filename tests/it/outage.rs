@@ -408,6 +408,63 @@ async fn two_servers_on_one_postgres_store_each_event_once() {
     );
 }
 
+/// A fresh session's first login racing two re-signed copies of its
+/// create, each callback in its own transaction or with several workers:
+/// the login's transaction creates the session row while the first copy's
+/// one-statement first steps run, and that copy locked the row only after
+/// inserting its event, while the second copy locked the row first and
+/// waited for that event: a deadlock, for about one session in ten (503s
+/// without group commit). Now the first copy starts again step by step, so
+/// PostgreSQL never picks a victim (`zrt_write_retries_total` stays absent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_racing_copies_of_its_create_never_deadlocks() {
+    use futures::StreamExt;
+    const SESSIONS: u64 = 300;
+    for settings in [
+        &[("GROUP_COMMIT", "false")][..],
+        &[
+            ("GROUP_COMMIT_WORKERS", "4"),
+            ("GROUP_COMMIT_MAX_BATCH", "1"),
+        ][..],
+    ] {
+        let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+        // Long enough that only a deadlock could fail a write here.
+        let mut settings = settings.to_vec();
+        settings.push(("DATABASE_TIMEOUT_MS", "20000"));
+        let server = served::Served::with_settings(db, &settings);
+        let sends = (0..SESSIONS).flat_map(|n| {
+            let (_, mut login) = login(n, "u1", "s1", T0 + 10, 1);
+            let (_, mut create) = create(n, T0);
+            login.insert("appid".into(), json!(1));
+            create.insert("appid".into(), json!(1));
+            [
+                ("/callbacks/room_login", login),
+                ("/callbacks/room_create", create.clone()),
+                ("/callbacks/room_create", create),
+            ]
+        });
+        let answers: Vec<StatusCode> = futures::stream::iter(sends)
+            .map(|(path, fields)| server.post(path, json_body(&signed(fields))))
+            .buffer_unordered(48)
+            .collect()
+            .await;
+        assert!(
+            answers.iter().all(|s| *s == StatusCode::OK),
+            "{settings:?}: {answers:?}"
+        );
+        let (_, _, metrics) = server.get_raw("/metrics").await;
+        assert!(
+            !metrics.contains("zrt_write_retries_total"),
+            "{settings:?}: {}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("zrt_write_retries_total"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
 /// A session row another writer creates while a batch's first statement
 /// runs (`recorder::record_at_once`): the statement's INSERT meets the row
 /// and waits for that writer's commit, and its UPDATE, on the snapshot

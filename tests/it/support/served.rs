@@ -24,11 +24,17 @@ pub struct Served {
 
 impl Served {
     pub fn start(db: TestDb) -> Served {
+        Served::with_settings(db, &[])
+    }
+
+    /// With more settings (environment variables) than the defaults.
+    pub fn with_settings(db: TestDb, settings: &[(&str, &str)]) -> Served {
         let mut serve = super::zego_room_tracker_on(&db.url);
         serve
             .env("ZEGO_CALLBACK_SECRET", SECRET)
             .env("LISTEN_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(settings.iter().copied());
         let (child, addr, log) = spawn_until_listening(serve);
         Served {
             child,
