@@ -238,8 +238,7 @@ pub fn touches_outside<'t>(
 /// before the events, and two copies of one create or close meet at the
 /// row rather than at the events' unique index. (Where another writer
 /// creates the row while PostgreSQL's one-statement first steps run, the
-/// batch is recorded again step by step if it must lock the row, and
-/// only widens it after the events otherwise: `recorder::store_events`.)
+/// batch is recorded again step by step: `recorder::store_events`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTouch {
     pub appid: i64,

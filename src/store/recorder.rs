@@ -79,7 +79,7 @@ pub struct FirstStepsFound {
     /// The touched sessions the statement created or saw, sorted. A touch
     /// outside them is of a session another writer created after the
     /// statement began (its INSERT met the row, its UPDATE could not see
-    /// it), so it is touched again.
+    /// it), so the batch is recorded again step by step.
     pub sessions_found: Vec<SessionRowKey>,
     /// As `insert_events` returns it.
     pub inserted: Vec<(EventIdentity, i64)>,
@@ -410,26 +410,21 @@ async fn store_events(
             if !guessed_right {
                 return Ok(None);
             }
-            let again: Vec<SessionTouch> = touches_outside(&touches, &found.sessions_found)
-                .cloned()
-                .collect();
-            // A session another writer created while the statement ran.
-            // Where this batch creates or closes it, its row must be locked
-            // before the events, as every other writer locks it: locked
-            // after them, a second copy of the create that locked the row
-            // first and then waited for this batch's event deadlocked with
-            // it (a fresh session's first login racing two copies of its
-            // create). So the batch goes again, step by step.
-            if again.iter().any(|t| t.lock) {
+            // A session row another writer created while the statement
+            // ran: the statement's INSERT met it and its UPDATE could not
+            // see it, so the row is neither widened nor locked. Touched
+            // now, after the events and out of the sorted order every
+            // writer locks rows in, it deadlocked: with a second copy of a
+            // create that locked the row first and then waited for this
+            // batch's event (a fresh session's first login racing two
+            // copies of its create), and, rarely, with a writer holding a
+            // row this batch had locked. So the batch goes again, step by
+            // step, where the row is seen and taken in order.
+            if touches_outside(&touches, &found.sessions_found)
+                .next()
+                .is_some()
+            {
                 return Ok(None);
-            }
-            if !again.is_empty() {
-                // Only widened, locked only if moved, after the events: no
-                // writer waits for this batch's events while holding the
-                // row, as two copies of one login or logout hold one
-                // presence group's lock (taken at BEGIN) and so never
-                // overlap.
-                tx.touch_sessions(&again).await?;
             }
             (found.inserted, Some(found.stored_group_rows))
         }

@@ -160,7 +160,8 @@ impl FirstStepTag {
 /// differences from the steps one by one: the UPDATE of `widen` cannot see
 /// the rows the INSERT before it creates (it need not: a new row never
 /// moves) nor a row another writer created after the statement began (the
-/// `Seen` rows tell those apart: they are touched again), and the group
+/// `Seen` rows tell those apart: the batch is then recorded again step by
+/// step, `recorder::store_events`), and the group
 /// lookup reads the groups without this statement's events (the caller
 /// adds them).
 pub fn first_steps<DB: WriteDialect>(sources: &[String; 5]) -> String {

@@ -465,12 +465,54 @@ async fn a_first_login_racing_copies_of_its_create_never_deadlocks() {
     }
 }
 
+/// `rebuild` with a callback in flight: the callback's transaction takes
+/// `room_sessions` before `events` (as every write path does), so the
+/// rebuild must lock them in that order too. It locked `events` first and
+/// then waited for `room_sessions`, while the callback held that and
+/// queued for `events`: PostgreSQL aborted one of them as a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_and_a_callback_in_flight_take_tables_in_one_order() {
+    let (store, db) = crate::or_skip!(fresh_store(Backend::Postgres).await);
+    ingest_all(store.as_ref(), 1, &[create(1, T0), close(1, T0 + 1_000, 1)]).await;
+    // A callback's transaction after its session rows, before its events:
+    // the lock modes its writes take.
+    let mut callback = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    callback
+        .execute("BEGIN; LOCK TABLE room_sessions IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let rebuilding = tokio::spawn({
+        let store = store.clone();
+        async move { store.rebuild(&reassess, &|_| {}).await }
+    });
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(!rebuilding.is_finished(), "{:?}", rebuilding.await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The callback goes on to its events, and commits.
+    let events = callback
+        .execute("LOCK TABLE events IN ROW EXCLUSIVE MODE")
+        .await;
+    assert!(events.is_ok(), "{events:?}");
+    callback.execute("COMMIT").await.unwrap();
+    let rebuilt = rebuilding.await.unwrap();
+    assert!(rebuilt.is_ok(), "{rebuilt:?}");
+}
+
 /// A session row another writer creates while a batch's first statement
 /// runs (`recorder::record_at_once`): the statement's INSERT meets the row
 /// and waits for that writer's commit, and its UPDATE, on the snapshot
-/// from before, cannot see it. The batch touches it again afterwards
-/// (`FirstStepsFound::sessions_found`), so the row still moves to the login's
-/// smaller room id and earlier time, as it would step by step.
+/// from before, cannot see it. The batch sees that
+/// (`FirstStepsFound::sessions_found`) and is recorded again step by step,
+/// so the row still moves to the login's smaller room id and earlier time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_row_another_writer_creates_meanwhile_is_still_widened() {
     let app = crate::or_skip!(TestApp::spawn(Backend::Postgres).await);

@@ -74,8 +74,14 @@ impl WriteDialect for Postgres {
     const LEAST: &'static str = "LEAST";
     const AS_BYTES: &'static str = r#" COLLATE "C""#;
 
+    // In the order a callback's transaction first writes them (session
+    // rows, events, then its last statement's tables), so a callback in
+    // flight holds only tables the rebuild has already taken or waits for
+    // first: the rebuild holding `events` while waiting for the
+    // `room_sessions` a callback held, as that callback queued for
+    // `events`, was a deadlock.
     const LOCK_FOR_REBUILD: Option<&'static str> = Some(
-        "LOCK TABLE events, room_sessions, presence_intervals, close_reason_hourly, deliveries
+        "LOCK TABLE room_sessions, events, presence_intervals, close_reason_hourly, deliveries
          IN SHARE ROW EXCLUSIVE MODE",
     );
     const TEMP_TABLE_SUFFIX: &'static str = "ON COMMIT DROP";
