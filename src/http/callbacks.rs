@@ -54,6 +54,7 @@ pub struct Ack {
                (status = 400, description = "Malformed, missing or invalid field, wrong event", body = super::error::ErrorBody),
                (status = 401, description = "Signature, timestamp or replay failure", body = super::error::ErrorBody),
                (status = 404, description = "A path that cannot name a ZEGO event", body = super::error::ErrorBody),
+               (status = 408, description = "The body did not arrive whole in time", body = super::error::ErrorBody),
                (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::error::ErrorBody),
                (status = 503, description = "Database unavailable; retry", body = super::error::ErrorBody)))]
 pub async fn receive_typed(
@@ -80,6 +81,7 @@ pub async fn receive_typed(
     responses((status = 200, description = "Committed (or ignored)", body = Ack),
                (status = 400, description = "Malformed, missing or invalid field", body = super::error::ErrorBody),
                (status = 401, description = "Signature, timestamp or replay failure", body = super::error::ErrorBody),
+               (status = 408, description = "The body did not arrive whole in time", body = super::error::ErrorBody),
                (status = 413, description = "Body over BODY_LIMIT_BYTES", body = super::error::ErrorBody),
                (status = 503, description = "Database unavailable; retry", body = super::error::ErrorBody)))]
 pub async fn receive_any(
@@ -144,7 +146,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<RawBody, ApiError> {
-        let limit = AppState::from_ref(state).body_limit;
+        let state = AppState::from_ref(state);
+        let limit = state.body_limit;
+        // A tenth short of REQUEST_TIMEOUT_SECS, whose 503 says the service
+        // was slow: a body that stops arriving is the sender's doing.
+        let body_deadline = state.request_timeout - state.request_timeout / 10;
         let received_at = RawCallback::arrival_now();
         let (parts, body) = req.into_parts();
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -155,7 +161,11 @@ where
         {
             return Err(ApiError::body_too_large(limit));
         }
-        let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let read = tokio::time::timeout(body_deadline, axum::body::to_bytes(body, limit));
+        let read = read
+            .await
+            .map_err(|_| ApiError::body_timeout(body_deadline))?;
+        let body = read.map_err(|e| {
             if is_length_limit(&e) {
                 ApiError::body_too_large(limit)
             } else {

@@ -73,6 +73,19 @@ impl ApiError {
             format!("the body is larger than the {limit}-byte limit (BODY_LIMIT_BYTES)"),
         )
     }
+
+    /// A body that did not arrive whole in time (not archived: there is no
+    /// body to keep).
+    pub fn body_timeout(waited: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {:.1} s; send it whole",
+                waited.as_secs_f64()
+            ),
+        )
+    }
 }
 
 impl From<Rejection> for ApiError {

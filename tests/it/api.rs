@@ -1139,6 +1139,46 @@ conformance!(
     a_leap_second_bound_means_the_same_on_both_backends,
 );
 
+/// A callback whose body stops arriving is the sender's doing: a 408
+/// `body_timeout` a tenth before REQUEST_TIMEOUT_SECS, whose 503 would say
+/// the service was slow (and page whoever watches 5xx).
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_408_not_503() {
+    use tower::ServiceExt;
+    let (store, _db) = fresh_store(Backend::Sqlite).await.unwrap();
+    let state = zego_room_tracker::http::AppState {
+        store: store.clone(),
+        verify: std::sync::Arc::new(policy()),
+        display_decoding: Default::default(),
+        body_limit: BODY_LIMIT,
+        api_tokens: std::sync::Arc::new(Vec::new()),
+        request_timeout: std::time::Duration::from_millis(500),
+        group_commit: None,
+    };
+    let first_bytes = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"{\"event\":",
+    ))]);
+    let stalled = axum::body::Body::from_stream(futures::StreamExt::chain(
+        first_bytes,
+        futures::stream::pending(),
+    ));
+    let request = axum::http::Request::post("/callbacks/room_close")
+        .header("content-type", "application/json")
+        .body(stalled)
+        .unwrap();
+    let answer = zego_room_tracker::http::app(state)
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = axum::body::to_bytes(answer.into_body(), 10_000)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "body_timeout", "{body}");
+    assert!(deliveries(store.as_ref()).await.is_empty());
+}
+
 /// Without `API_TOKENS`, a client that is not on this machine is refused.
 #[tokio::test]
 async fn without_tokens_only_loopback_clients_are_answered() {

@@ -544,7 +544,8 @@ async fn upkeep_purges_a_guard_entry_only_past_twice_the_tolerance(backend: Back
     let ms = chrono::Duration::milliseconds(1);
     let upkeep = |now, keep| retention::upkeep(app.store.as_ref(), now, keep, tolerance);
 
-    let before = chrono::Utc::now();
+    // Arrival times are whole milliseconds (`RawCallback::arrival_now`).
+    let before = zego_room_tracker::ingest::RawCallback::arrival_now();
     let original = signed(fixture("room_close.json"));
     let response = app
         .post("/callbacks/room_close", json_body(&original))
