@@ -271,10 +271,18 @@ where
                 .execute(&mut *self.0)
                 .await?;
         }
+        // Session rows first: PostgreSQL locks one statement's tables in
+        // the order it names them, and every writer (and `rebuild`'s LOCK
+        // TABLE) takes `room_sessions` before the presence, rollup and
+        // archive tables. A batch that only archives (every delivery
+        // rejected) reaches this statement with nothing locked, and named
+        // `presence_intervals` first: it deadlocked with a rebuild.
+        // (Clearing a group's presence still comes before inserting it,
+        // which SQLite, running the pieces one by one, needs.)
         let pieces = [
+            Piece::Merge(&derived.merges),
             Piece::ClearPresence(&derived.groups),
             Piece::Presence(&derived.intervals),
-            Piece::Merge(&derived.merges),
             Piece::CloseCounts(&derived.close_counts),
             Piece::Archive(archive),
         ];

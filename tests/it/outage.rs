@@ -507,6 +507,130 @@ async fn rebuild_and_a_callback_in_flight_take_tables_in_one_order() {
     assert!(rebuilt.is_ok(), "{rebuilt:?}");
 }
 
+/// A batch that only archives (here one forged callback) reaches its last
+/// statement with no table locked, so that statement must name the tables
+/// in the order `rebuild` locks them. It named `presence_intervals` before
+/// `room_sessions`, and deadlocked with a rebuild between the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_callback_and_rebuild_take_tables_in_one_order() {
+    use zego_room_tracker::domain::EventKind;
+    let (store, db) = crate::or_skip!(fresh_store(Backend::Postgres).await);
+    // A rebuild after its first lock.
+    let mut rebuild = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    rebuild
+        .execute("BEGIN; LOCK TABLE room_sessions IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let forged = assessed(
+        &sign_with(fixture("room_close.json"), "forged"),
+        EventKind::RoomClose,
+    );
+    let writing = tokio::spawn(async move { store.record_deliveries(&[forged]).await });
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(!writing.is_finished(), "{:?}", writing.await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The rebuild goes on to its other tables, and commits.
+    let rest = rebuild
+        .execute(
+            "LOCK TABLE events, presence_intervals, close_reason_hourly, deliveries \
+             IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .await;
+    assert!(rest.is_ok(), "{rest:?}");
+    rebuild.execute("COMMIT").await.unwrap();
+    let written = writing.await.unwrap();
+    assert!(
+        matches!(written.as_deref(), Ok([outcome]) if outcome.as_str() == "rejected"),
+        "{written:?}"
+    );
+}
+
+/// `purge --sessions` whose first choice turned out recent once locked
+/// chooses again: it must not still hold that choice's locks, which may
+/// sort above the next one's. Here it chose B, waited for B's lock while a
+/// callback batch for A and B held A's and queued for B's; B turned out
+/// recent, and the purge, still holding B, waited for A: a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_choosing_again_holds_no_lock_of_its_first_choice() {
+    use sha2::Digest;
+    let (store, db) = crate::or_skip!(fresh_store(Backend::Postgres).await);
+    // Session lock keys as `store::advisory_locks` makes them: A's sorts first.
+    let bits = |id: &str| {
+        let d = sha2::Sha256::digest(id.as_bytes());
+        i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+    };
+    let (a, b) = match bits("1") < bits("2") {
+        true => (1, 2),
+        false => (2, 1),
+    };
+    // B is the older, so the purge (one session per batch) chooses it first.
+    let old = [
+        create(b, T0),
+        close(b, T0 + 1_000, 1),
+        create(a, T0 + 10_000),
+        close(a, T0 + 11_000, 1),
+    ];
+    ingest_all(store.as_ref(), 1, &old).await;
+    // A callback of B's in flight: its shared lock held, B made recent.
+    let mut late = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    late.execute("BEGIN").await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(1, $1)")
+        .bind(bits(&b.to_string()))
+        .execute(&mut late)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET event_at = now() WHERE appid = 1 AND room_session_id = $1")
+        .bind(b.to_string())
+        .execute(&mut late)
+        .await
+        .unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let waiting = async |watcher: &mut sqlx::PgConnection, n: i64| loop {
+        let w: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if w >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
+    let purging = tokio::spawn({
+        let store = store.clone();
+        async move { store.purge_sessions(cutoff, 1).await }
+    });
+    waiting(&mut watcher, 1).await;
+    // A batch with a login of each: A's lock taken, B's queued.
+    let now = chrono::Utc::now().timestamp_millis();
+    let logins = [login(a, "u", "s", now, 1), login(b, "u", "s", now, 1)].map(|(kind, mut f)| {
+        f.insert("appid".into(), json!(1));
+        assessed(&signed(f), kind)
+    });
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move { store.record_deliveries(&logins).await }
+    });
+    waiting(&mut watcher, 2).await;
+    late.execute("COMMIT").await.unwrap();
+    let purged = purging.await.unwrap();
+    let written = writing.await.unwrap();
+    assert!(matches!(purged, Ok(0)), "{purged:?}");
+    assert!(written.is_ok(), "{written:?}");
+}
+
 /// A session row another writer creates while a batch's first statement
 /// runs (`recorder::record_at_once`): the statement's INSERT meets the row
 /// and waits for that writer's commit, and its UPDATE, on the snapshot

@@ -472,21 +472,27 @@ impl Store for PgStore {
     }
 
     async fn purge_sessions(&self, before: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
         // Where every session chosen turned out recent once locked, choose
-        // again (those are no longer expired), so that 0 still means "none left".
-        let purged = loop {
+        // again (those are no longer expired), so that 0 still means "none
+        // left"; in a new transaction, as the locks of one choice must not
+        // be held while taking the next's: those could sort below them, and
+        // a callback batch taking its shared locks in order then waited for
+        // the purge while holding one the purge waited for.
+        loop {
+            let mut tx = self.begin().await?;
             let chosen = purge_sql::expired_sessions::<Postgres>(&mut tx, before, batch).await?;
             if chosen.is_empty() {
-                break 0;
+                tx.commit().await?;
+                return Ok(0);
             }
             let expired = lock_still_expired(&mut tx, before, &chosen).await?;
             if !expired.is_empty() {
-                break purge_sql::delete_sessions::<Postgres>(&mut tx, expired).await?;
+                let purged = purge_sql::delete_sessions::<Postgres>(&mut tx, expired).await?;
+                tx.commit().await?;
+                return Ok(purged);
             }
-        };
-        tx.commit().await?;
-        Ok(purged)
+            tx.rollback().await?;
+        }
     }
 
     async fn rebuild(
