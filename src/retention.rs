@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, retrying_lock_conflicts};
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,8 +30,9 @@ pub async fn purge(
     progress: impl Fn(&Purged),
 ) -> Result<Purged, StoreError> {
     let mut purged = Purged::default();
+    // A batch PostgreSQL picks as a deadlock victim rolled back: again.
     loop {
-        let n = store.purge_deliveries(cutoff, batch).await?;
+        let n = retrying_lock_conflicts(|| store.purge_deliveries(cutoff, batch)).await?;
         purged.deliveries += n;
         progress(&purged);
         if n == 0 {
@@ -40,7 +41,7 @@ pub async fn purge(
     }
     if sessions {
         loop {
-            let n = store.purge_sessions(cutoff, batch).await?;
+            let n = retrying_lock_conflicts(|| store.purge_sessions(cutoff, batch)).await?;
             purged.sessions += n;
             progress(&purged);
             if n == 0 {

@@ -26,17 +26,16 @@ pub async fn run(mut args: RebuildArgs) -> Result<(), String> {
     let store = open_store(&args.database).await?;
     let display = args.reading.display_field_decoding;
     let last = std::sync::Mutex::new(Instant::now());
-    let report = store
-        .rebuild(
-            &|archived| ingest::reassess(archived, display),
-            &|replayed| {
-                let mut last = last.lock().expect("not poisoned");
-                if last.elapsed() >= Duration::from_secs(1) {
-                    eprintln!("replayed {replayed} deliveries");
-                    *last = Instant::now();
-                }
-            },
-        )
+    let reassess = |archived: &_| ingest::reassess(archived, display);
+    let progress = |replayed| {
+        let mut last = last.lock().expect("not poisoned");
+        if last.elapsed() >= Duration::from_secs(1) {
+            eprintln!("replayed {replayed} deliveries");
+            *last = Instant::now();
+        }
+    };
+    // Chosen as a deadlock victim, it rolled back whole: run it again.
+    let report = crate::store::retrying_lock_conflicts(|| store.rebuild(&reassess, &progress))
         .await
         .map_err(|e| format!("rebuild failed, nothing was changed: {e}"))?;
     let change = |name: &str, c: TableChange| format!("{name} +{} -{}", c.added, c.removed);
