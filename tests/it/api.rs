@@ -1139,6 +1139,23 @@ conformance!(
     a_leap_second_bound_means_the_same_on_both_backends,
 );
 
+/// The router's state for a request sent without a socket (`oneshot`):
+/// the tests' policy, no API tokens, group commit off.
+fn unbatched_state(
+    store: std::sync::Arc<dyn zego_room_tracker::store::Store>,
+    request_timeout: std::time::Duration,
+) -> zego_room_tracker::http::AppState {
+    zego_room_tracker::http::AppState {
+        store,
+        verify: std::sync::Arc::new(policy()),
+        display_decoding: Default::default(),
+        body_limit: BODY_LIMIT,
+        api_tokens: std::sync::Arc::new(Vec::new()),
+        request_timeout,
+        group_commit: None,
+    }
+}
+
 /// A callback whose body stops arriving is the sender's doing: a 408
 /// `body_timeout` a tenth before REQUEST_TIMEOUT_SECS, whose 503 would say
 /// the service was slow (and page whoever watches 5xx).
@@ -1146,15 +1163,7 @@ conformance!(
 async fn a_body_that_stops_arriving_is_408_not_503() {
     use tower::ServiceExt;
     let (store, _db) = fresh_store(Backend::Sqlite).await.unwrap();
-    let state = zego_room_tracker::http::AppState {
-        store: store.clone(),
-        verify: std::sync::Arc::new(policy()),
-        display_decoding: Default::default(),
-        body_limit: BODY_LIMIT,
-        api_tokens: std::sync::Arc::new(Vec::new()),
-        request_timeout: std::time::Duration::from_millis(500),
-        group_commit: None,
-    };
+    let state = unbatched_state(store.clone(), std::time::Duration::from_millis(500));
     let first_bytes = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
         b"{\"event\":",
     ))]);
@@ -1184,15 +1193,7 @@ async fn a_body_that_stops_arriving_is_408_not_503() {
 async fn without_tokens_only_loopback_clients_are_answered() {
     use tower::ServiceExt;
     let (store, _db) = fresh_store(Backend::Sqlite).await.unwrap();
-    let state = zego_room_tracker::http::AppState {
-        store,
-        verify: std::sync::Arc::new(policy()),
-        display_decoding: Default::default(),
-        body_limit: BODY_LIMIT,
-        api_tokens: std::sync::Arc::new(Vec::new()),
-        request_timeout: std::time::Duration::from_secs(30),
-        group_commit: None,
-    };
+    let state = unbatched_state(store, std::time::Duration::from_secs(30));
     let request = |ip: &str| {
         let mut r = axum::http::Request::get("/api/v1/rooms/open")
             .body(axum::body::Body::empty())

@@ -102,14 +102,7 @@ fn serves_on_the_default_sqlite_layout_and_stops_on_sigterm() {
     assert_eq!(answer, r#"{"status":"stored"}"#);
     assert!(dir.path().join("data/zego-room-tracker.db").exists());
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let rest: Vec<String> = std::iter::from_fn(|| next_line().ok()).collect();
@@ -210,6 +203,13 @@ fn send_signs_each_appid_with_its_own_secret() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Sends SIGTERM, as an orchestrator stops the service.
+fn sigterm(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
 }
 
 /// Absurd arguments to the operator's tools are refused with a sentence
@@ -329,10 +329,7 @@ fn sigterm_lets_an_in_flight_callback_commit_and_be_answered() {
         // Long enough for the held write to wait, not time out.
         .env("DATABASE_TIMEOUT_MS", "120000");
     let (mut child, addr, lines) = spawn_until_listening(serve);
-    let count_where = async |conn: &mut sqlx::PgConnection, sql: &str| -> i64 {
-        sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
-    };
-    let (mut holder, mut watcher, answer) = runtime.block_on(async {
+    let (mut holder, answer) = runtime.block_on(async {
         let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
         holder
             .execute("BEGIN; LOCK TABLE deliveries IN EXCLUSIVE MODE")
@@ -345,25 +342,12 @@ fn sigterm_lets_an_in_flight_callback_commit_and_be_answered() {
                 .json(&fields)
                 .send(),
         );
-        // Outside any transaction: one inside would see a frozen
-        // pg_stat_activity.
-        let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let waiting = "SELECT count(*) FROM pg_stat_activity \
-                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
-        while count_where(&mut watcher, waiting).await == 0 {
-            assert!(!answer.is_finished(), "{:?}", answer.await);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        (holder, watcher, answer)
+        let waits =
+            crate::support::until_waiting_for_locks(&db.url, 1, || answer.is_finished()).await;
+        assert!(waits, "{:?}", answer.await);
+        (holder, answer)
     });
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     // Give the signal time to land before the write may go on; whether it
     // did, the log's "shutdown signal received" line below shows.
     std::thread::sleep(Duration::from_millis(300));
@@ -372,11 +356,12 @@ fn sigterm_lets_an_in_flight_callback_commit_and_be_answered() {
         let response = answer.await.unwrap().unwrap();
         let status = response.status();
         let body = response.text().await.unwrap();
-        let stored = count_where(
-            &mut watcher,
-            "SELECT count(*) FROM deliveries WHERE outcome = 'stored'",
-        )
-        .await;
+        let mut reader = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE outcome = 'stored'")
+                .fetch_one(&mut reader)
+                .await
+                .unwrap();
         (status, body, stored)
     });
     assert_eq!(

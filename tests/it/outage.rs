@@ -71,20 +71,9 @@ async fn a_migration_outlasting_the_database_timeout_still_runs() {
     };
     let second = store::connect(&db.url, &options).await.unwrap();
     let migrating = tokio::spawn(async move { second.migrate().await });
-    // Once it waits for the lock, three times its timeout later it still
-    // waits (watched from outside any transaction).
-    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let waiting = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while sqlx::query_scalar::<_, i64>(waiting)
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(!migrating.is_finished(), "{:?}", migrating.await);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Once it waits for the lock, three times its timeout later it still waits.
+    let waits = until_waiting_for_locks(&db.url, 1, || migrating.is_finished()).await;
+    assert!(waits, "{:?}", migrating.await);
     tokio::time::sleep(3 * options.timeout).await;
     assert!(!migrating.is_finished(), "{:?}", migrating.await);
     holder.execute("COMMIT").await.unwrap();
@@ -485,18 +474,8 @@ async fn rebuild_and_a_callback_in_flight_take_tables_in_one_order() {
         let store = store.clone();
         async move { store.rebuild(&reassess, &|_| {}).await }
     });
-    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let waiting = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while sqlx::query_scalar::<_, i64>(waiting)
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(!rebuilding.is_finished(), "{:?}", rebuilding.await);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let waits = until_waiting_for_locks(&db.url, 1, || rebuilding.is_finished()).await;
+    assert!(waits, "{:?}", rebuilding.await);
     // The callback goes on to its events, and commits.
     let events = callback
         .execute("LOCK TABLE events IN ROW EXCLUSIVE MODE")
@@ -526,18 +505,8 @@ async fn a_rejected_callback_and_rebuild_take_tables_in_one_order() {
         EventKind::RoomClose,
     );
     let writing = tokio::spawn(async move { store.record_deliveries(&[forged]).await });
-    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let waiting = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while sqlx::query_scalar::<_, i64>(waiting)
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(!writing.is_finished(), "{:?}", writing.await);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let waits = until_waiting_for_locks(&db.url, 1, || writing.is_finished()).await;
+    assert!(waits, "{:?}", writing.await);
     // The rebuild goes on to its other tables, and commits.
     let rest = rebuild
         .execute(
@@ -593,26 +562,13 @@ async fn a_purge_choosing_again_holds_no_lock_of_its_first_choice() {
         .execute(&mut late)
         .await
         .unwrap();
-    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let waiting = async |watcher: &mut sqlx::PgConnection, n: i64| loop {
-        let w: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut *watcher)
-        .await
-        .unwrap();
-        if w >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
     let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
     let purging = tokio::spawn({
         let store = store.clone();
         async move { store.purge_sessions(cutoff, 1).await }
     });
-    waiting(&mut watcher, 1).await;
+    let waits = until_waiting_for_locks(&db.url, 1, || purging.is_finished()).await;
+    assert!(waits, "{:?}", purging.await);
     // A batch with a login of each: A's lock taken, B's queued.
     let now = chrono::Utc::now().timestamp_millis();
     let logins = [login(a, "u", "s", now, 1), login(b, "u", "s", now, 1)].map(|(kind, mut f)| {
@@ -623,7 +579,8 @@ async fn a_purge_choosing_again_holds_no_lock_of_its_first_choice() {
         let store = store.clone();
         async move { store.record_deliveries(&logins).await }
     });
-    waiting(&mut watcher, 2).await;
+    let waits = until_waiting_for_locks(&db.url, 2, || writing.is_finished()).await;
+    assert!(waits, "{:?}", writing.await);
     late.execute("COMMIT").await.unwrap();
     let purged = purging.await.unwrap();
     let written = writing.await.unwrap();

@@ -221,6 +221,29 @@ fn postgres_bindir() -> Option<PathBuf> {
     })
 }
 
+/// Waits until at least `n` sessions of the PostgreSQL database at `url`
+/// wait for a lock, watched from a connection outside any transaction (one
+/// inside sees `pg_stat_activity` as at its first look); `false` if
+/// `finished` says the work meant to wait ended first.
+pub async fn until_waiting_for_locks(url: &str, n: i64, finished: impl Fn() -> bool) -> bool {
+    let mut watcher = PgConnection::connect(url).await.expect("connect");
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    loop {
+        let count: i64 = sqlx::query_scalar(waiting)
+            .fetch_one(&mut watcher)
+            .await
+            .expect("pg_stat_activity");
+        if count >= n {
+            return true;
+        }
+        if finished() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Drops the databases earlier runs left behind: those of a run whose
 /// process is gone. A run still going (another `cargo test` against the
 /// same server) may have made a database and not yet connected to it, so
