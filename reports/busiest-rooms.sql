@@ -8,5 +8,5 @@ WHERE (:from IS NULL OR started_at >= :from)
   AND (:to IS NULL OR started_at < :to)
   AND (:appid IS NULL OR appid = :appid)
 GROUP BY appid, room_id
-ORDER BY sessions DESC, appid, room_id
+ORDER BY sessions DESC, appid, room_id COLLATE "C"
 LIMIT 20;

@@ -7,4 +7,5 @@ WHERE has_login_event = 0 AND has_logout_event = 1
   AND (:from IS NULL OR logout_at >= :from)
   AND (:to IS NULL OR logout_at < :to)
   AND (:appid IS NULL OR appid = :appid)
-ORDER BY logout_at, appid, room_session_id, user_account;
+ORDER BY logout_at, appid, room_session_id COLLATE "C", user_account COLLATE "C",
+         session_id COLLATE "C";

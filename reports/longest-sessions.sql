@@ -6,5 +6,5 @@ WHERE duration_ms IS NOT NULL
   AND (:from IS NULL OR closed_at >= :from)
   AND (:to IS NULL OR closed_at < :to)
   AND (:appid IS NULL OR appid = :appid)
-ORDER BY duration_ms DESC, appid, room_session_id
+ORDER BY duration_ms DESC, appid, room_session_id COLLATE "C"
 LIMIT 20;

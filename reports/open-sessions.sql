@@ -6,4 +6,4 @@ WHERE state = 'open'
   AND (:from IS NULL OR started_at >= :from)
   AND (:to IS NULL OR started_at < :to)
   AND (:appid IS NULL OR appid = :appid)
-ORDER BY started_at, appid, room_session_id;
+ORDER BY started_at, appid, room_session_id COLLATE "C";

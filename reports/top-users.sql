@@ -10,5 +10,5 @@ WHERE admin_in_session = 0 AND duration_ms IS NOT NULL
   AND (:to IS NULL OR login_at < :to)
   AND (:appid IS NULL OR appid = :appid)
 GROUP BY appid, user_account
-ORDER BY total_ms DESC, appid, user_account
+ORDER BY total_ms DESC, appid, user_account COLLATE "C"
 LIMIT 20;

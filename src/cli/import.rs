@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::open_store;
+use super::{closing, open_store};
 use crate::config::{DatabaseArgs, ReadingArgs};
 use crate::domain::Outcome;
 use crate::ingest::{PathEvent, RawCallback, assess_unsigned};
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -27,11 +28,17 @@ pub struct ImportArgs {
 }
 
 pub async fn run(args: ImportArgs) -> Result<(), String> {
-    let store = open_store(&args.database).await?;
     let files = list_files(&args.path)?;
+    closing(open_store(&args.database).await?, async |store| {
+        import(&args, &files, store).await
+    })
+    .await
+}
+
+async fn import(args: &ImportArgs, files: &[PathBuf], store: &dyn Store) -> Result<(), String> {
     let mut outcomes: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (started, mut last_report, mut total) = (Instant::now(), Instant::now(), 0u64);
-    for file in &files {
+    for file in files {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         for (line, body) in bodies(&text) {

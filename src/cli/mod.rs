@@ -88,9 +88,22 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn migrate(args: DatabaseArgs) -> Result<(), String> {
     telemetry::init(LogFormat::Text);
-    open_store(&args).await?;
+    open_store(&args).await?.close().await;
     tracing::info!(database = %redact_url(&args.database_url), "migrations applied");
     Ok(())
+}
+
+/// Runs a command's `work` on `store`, then closes the store whatever the
+/// work returned. Closing is what folds SQLite's WAL into the database file
+/// and deletes it: without it, what the command wrote stayed in `-wal`
+/// only, and a copy of the `.db` file alone lacked it.
+pub(crate) async fn closing<T>(
+    store: std::sync::Arc<dyn store::Store>,
+    work: impl AsyncFnOnce(&dyn store::Store) -> Result<T, String>,
+) -> Result<T, String> {
+    let result = work(store.as_ref()).await;
+    store.close().await;
+    result
 }
 
 /// Connects and migrates, naming DATABASE_URL in any error.
@@ -101,10 +114,12 @@ pub(crate) async fn open_store(
     let store = store::connect(&args.database_url, &args.connect_options())
         .await
         .map_err(|e| format!("cannot open DATABASE_URL {shown}: {e}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("cannot migrate the database at DATABASE_URL {shown}: {e}"))?;
+    if let Err(e) = store.migrate().await {
+        store.close().await;
+        return Err(format!(
+            "cannot migrate the database at DATABASE_URL {shown}: {e}"
+        ));
+    }
     Ok(store)
 }
 
@@ -119,11 +134,17 @@ pub(crate) async fn open_store_for_reading(
     let store = store::connect_existing(&args.database_url, &args.connect_options())
         .await
         .map_err(|e| format!("cannot open DATABASE_URL {shown}: {e}"))?;
-    let pending = store
-        .pending_migrations()
-        .await
-        .map_err(|e| format!("cannot read the database at DATABASE_URL {shown}: {e}"))?;
+    let pending = match store.pending_migrations().await {
+        Ok(pending) => pending,
+        Err(e) => {
+            store.close().await;
+            return Err(format!(
+                "cannot read the database at DATABASE_URL {shown}: {e}"
+            ));
+        }
+    };
     if pending > 0 {
+        store.close().await;
         return Err(format!(
             "the database at DATABASE_URL {shown} lacks {pending} of this version's migrations: \
              run `zego-room-tracker migrate` (or `serve`) with this DATABASE_URL first"

@@ -4,9 +4,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::open_store;
+use super::{closing, open_store};
 use crate::config::DatabaseArgs;
 use crate::retention;
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
@@ -33,7 +34,17 @@ pub struct PurgeArgs {
 pub async fn run(args: PurgeArgs) -> Result<(), String> {
     let cutoff = retention::before(chrono::Utc::now(), args.older_than)
         .ok_or("--older-than reaches back before any time that can be held: give a shorter age")?;
-    let store = open_store(&args.database).await?;
+    closing(open_store(&args.database).await?, async |store| {
+        purge(&args, cutoff, store).await
+    })
+    .await
+}
+
+async fn purge(
+    args: &PurgeArgs,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    store: &dyn Store,
+) -> Result<(), String> {
     let what = if args.sessions {
         "deliveries received, and sessions whose events all happened,"
     } else {
@@ -44,21 +55,15 @@ pub async fn run(args: PurgeArgs) -> Result<(), String> {
         cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     let last = std::cell::Cell::new(Instant::now());
-    let purged = retention::purge(
-        store.as_ref(),
-        cutoff,
-        args.sessions,
-        args.batch_size,
-        |p| {
-            if last.get().elapsed() >= Duration::from_secs(1) {
-                eprintln!(
-                    "deleted {} deliveries, {} sessions so far",
-                    p.deliveries, p.sessions
-                );
-                last.set(Instant::now());
-            }
-        },
-    )
+    let purged = retention::purge(store, cutoff, args.sessions, args.batch_size, |p| {
+        if last.get().elapsed() >= Duration::from_secs(1) {
+            eprintln!(
+                "deleted {} deliveries, {} sessions so far",
+                p.deliveries, p.sessions
+            );
+            last.set(Instant::now());
+        }
+    })
     .await
     .map_err(|e| format!("purge failed: {e}"))?;
     println!(

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::open_store;
+use super::{closing, open_store};
 use crate::config::{DatabaseArgs, ReadingArgs};
 use crate::ingest;
+use crate::store::Store;
 use crate::store::rebuild::TableChange;
 
 #[derive(Debug, Args)]
@@ -23,7 +24,13 @@ pub struct RebuildArgs {
 pub async fn run(mut args: RebuildArgs) -> Result<(), String> {
     // One long transaction: allow it far more than a request's timeout.
     args.database.database_timeout_ms = args.database.database_timeout_ms.max(3_600_000);
-    let store = open_store(&args.database).await?;
+    closing(open_store(&args.database).await?, async |store| {
+        rebuild(&args, store).await
+    })
+    .await
+}
+
+async fn rebuild(args: &RebuildArgs, store: &dyn Store) -> Result<(), String> {
     let display = args.reading.display_field_decoding;
     let last = std::sync::Mutex::new(Instant::now());
     let reassess = |archived: &_| ingest::reassess(archived, display);

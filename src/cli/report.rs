@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{Args, ValueEnum};
 
-use super::open_store_for_reading;
+use super::{closing, open_store_for_reading};
 use crate::config::DatabaseArgs;
 use crate::domain::time::parse_instant;
 use crate::reports::{REPORTS, Report, ReportParams, ReportTable};
@@ -73,16 +73,21 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
             names.join(", ")
         )
     })?;
-    let store = open_store_for_reading(&args.database).await?;
     let params = ReportParams {
         from: args.from,
         to: args.to,
         appid: args.appid.map(i64::from),
     };
-    let table = store
-        .run_report(&report.bindable_sql(), &params)
-        .await
-        .map_err(|e| format!("report {name} failed: {e}"))?;
+    let table = closing(
+        open_store_for_reading(&args.database).await?,
+        async |store| {
+            store
+                .run_report(&report.bindable_sql(), &params)
+                .await
+                .map_err(|e| format!("report {name} failed: {e}"))
+        },
+    )
+    .await?;
     let text = match args.format {
         Format::Table => render_table(&table),
         Format::Csv => render_csv(&table)?,

@@ -125,6 +125,20 @@ pub fn pair_group(
     intervals
 }
 
+/// ZEGO's admin role.
+const ADMIN_ROLE: i64 = 4;
+
+/// The login's role, else the logout's; but an admin at either end makes an
+/// admin's stay, so that user counts leave out every user any of whose
+/// events carry role 4 (DESIGN.md), the logout's included.
+fn stay_role(login: Option<i64>, logout: Option<i64>) -> Option<i64> {
+    if logout == Some(ADMIN_ROLE) {
+        logout
+    } else {
+        login.or(logout)
+    }
+}
+
 fn closed(
     login: Option<&LoginFact>,
     logout: &LogoutFact,
@@ -138,7 +152,7 @@ fn closed(
         user_nickname: login
             .and_then(|l| l.user_nickname.clone())
             .or_else(|| logout.user_nickname.clone()),
-        user_role: login.and_then(|l| l.user_role).or(logout.user_role),
+        user_role: stay_role(login.and_then(|l| l.user_role), logout.user_role),
         login_at,
         logout_at: Some(logout.logout_at),
         logout_reason: logout.reason,
@@ -242,6 +256,30 @@ mod tests {
         assert_eq!(spans(&out), vec![(Some(20), Some(100)), (Some(100), None)]);
         assert_eq!(out[0].duration_ms, Some(80));
         assert_eq!(out[0].login_event_id, Some(1));
+    }
+
+    /// The login's role names a stay, else the logout's; an admin (role 4)
+    /// at either end makes it an admin's stay, which user counts leave out.
+    #[test]
+    fn an_admin_role_at_either_end_makes_an_admins_stay() {
+        let with_role = |role| LogoutFact {
+            user_role: role,
+            ..logout(3, 40, Some(10))
+        };
+        let role_of = |login_role, logout_role| {
+            let logins = vec![LoginFact {
+                user_role: login_role,
+                ..login(1, 10)
+            }];
+            pair_group(logins, vec![with_role(logout_role)])[0].user_role
+        };
+        assert_eq!(role_of(Some(2), Some(4)), Some(4));
+        assert_eq!(role_of(Some(4), Some(2)), Some(4));
+        assert_eq!(role_of(Some(2), Some(1)), Some(2));
+        assert_eq!(role_of(None, Some(1)), Some(1));
+        assert_eq!(role_of(Some(2), None), Some(2));
+        let unknown_start = pair_group(vec![], vec![with_role(Some(4))]);
+        assert_eq!(unknown_start[0].user_role, Some(4));
     }
 
     fn strip_ids(mut v: Vec<PresenceInterval>) -> Vec<PresenceInterval> {

@@ -64,7 +64,7 @@ pub async fn receive_typed(
 ) -> Result<Json<Ack>, ApiError> {
     let not_found = |event: &str| {
         ApiError::not_found(format!(
-            "there is no callback endpoint for {event:?}: a ZEGO event name is lower-case letters, digits and `_`"
+            "there is no callback endpoint for {event:?}: a ZEGO event name is 1 to 64 lower-case letters, digits and `_`"
         ))
     };
     // A segment that does not decode to UTF-8 names no event either.
@@ -101,6 +101,12 @@ async fn receive(
     // What the log line and the lag metric need, kept before the delivery
     // moves into a batch.
     let summary = delivery.summary.clone();
+    // A body without `event` is the event its path names, as it is stored.
+    let event = summary.event.as_deref().or(match expected {
+        PathEvent::Any => None,
+        PathEvent::Modelled(kind) => Some(kind.as_str()),
+        PathEvent::Other(name) => Some(name),
+    });
     let delay = match &delivery.verdict {
         Verdict::Accepted(event) => (delivery.received_at - event.event_at().to_utc())
             .to_std()
@@ -112,9 +118,9 @@ async fn receive(
         None => state.store.record_delivery(&delivery).await?,
     };
     let lag = delay.filter(|_| outcome == Outcome::Stored);
-    metrics::record_callback(summary.event.as_deref(), &outcome, lag);
+    metrics::record_callback(event, &outcome, lag);
     tracing::info!(
-        event = summary.event.as_deref().unwrap_or("-"),
+        event = event.unwrap_or("-"),
         appid = summary.appid,
         room_id = summary.room_id.as_deref().unwrap_or("-"),
         room_session_id = summary.room_session_id.as_deref().unwrap_or("-"),

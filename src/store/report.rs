@@ -6,14 +6,14 @@ use sqlx::{Column, Row};
 use super::StoreError;
 use crate::reports::ReportTable;
 
+/// `columns` names the result's columns even when it has no rows (a
+/// backend takes them from the prepared statement then), so an empty CSV
+/// still has its header.
 pub fn report_table<R: Row>(
+    columns: Vec<String>,
     rows: &[R],
     cell: impl Fn(&R, usize) -> Result<serde_json::Value, sqlx::Error>,
 ) -> Result<ReportTable, StoreError> {
-    let columns = rows
-        .first()
-        .map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect())
-        .unwrap_or_default();
     let rows = rows
         .iter()
         .map(|row| {
@@ -23,6 +23,10 @@ pub fn report_table<R: Row>(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ReportTable { columns, rows })
+}
+
+pub fn column_names(columns: &[impl Column]) -> Vec<String> {
+    columns.iter().map(|c| c.name().to_owned()).collect()
 }
 
 pub fn json_of<T: Serialize>(value: T) -> serde_json::Value {

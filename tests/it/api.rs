@@ -208,17 +208,18 @@ async fn bad_parameters_are_400_naming_the_parameter(backend: Backend) {
         // A query string the parameters cannot be read from at all.
         ("/api/v1/rooms/closed?limit=1&limit=2", "query"),
     ] {
-        let (status, body) = app.get(path).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
-        assert_eq!(body["error"]["code"], "invalid_parameter", "{path}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("`{param}`")),
-            "{path}: {body}"
-        );
+        assert_invalid_parameter(&app, path, param).await;
     }
+}
+
+/// `path` answers a 400 `invalid_parameter` whose message starts with
+/// `` `param` ``.
+async fn assert_invalid_parameter(app: &TestApp, path: &str, param: &str) {
+    let (status, body) = app.get(path).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    assert_eq!(body["error"]["code"], "invalid_parameter", "{path}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("`{param}`")), "{path}: {body}");
 }
 
 /// Cursors this API never writes: a time far outside the years 0000–9999
@@ -228,17 +229,17 @@ async fn forged_cursors_are_400(backend: Backend) {
     let app = or_skip!(TestApp::spawn(backend).await);
     seed_closed(&app, 1, 3).await;
     for forged in [
-        "s1:-8000000000000000000:1:5",
-        "s1:8000000000000000000:1:5",
-        "s1:1709251200000000:2:1\0",
-        "s1:1709251200000000:2:-1",
+        "-8000000000000000000:1:5",
+        "8000000000000000000:1:5",
+        "1709251200000000:2:1\0",
+        "1709251200000000:2:-1",
     ] {
-        for list in [
-            "/api/v1/rooms/closed",
-            "/api/v1/rooms/open",
-            "/api/v1/rooms/room-1/sessions",
+        for (list, tag) in [
+            ("/api/v1/rooms/closed", "c1:"),
+            ("/api/v1/rooms/open", "s1:"),
+            ("/api/v1/rooms/room-1/sessions", "s1:"),
         ] {
-            let path = format!("{list}?cursor={}", hex::encode(forged));
+            let path = format!("{list}?cursor={}", hex::encode(format!("{tag}{forged}")));
             let (status, body) = app.get(&path).await;
             assert_eq!(
                 (status, &body["error"]["code"]),
@@ -247,6 +248,133 @@ async fn forged_cursors_are_400(backend: Backend) {
             );
         }
     }
+}
+
+/// A cursor is a place in its list's order: `/rooms/closed`'s (a close
+/// time) cut `/rooms/open` and a room's history at the wrong time, and was
+/// taken. Lists of one order (newest start first) share their cursors.
+async fn a_cursor_from_a_list_of_another_order_is_400(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 6).await;
+    // Open sessions that started after room-1's first, before its second.
+    let opens: Vec<_> = (100..103)
+        .map(|i| in_room(create(i, T0 + i as i64), &format!("open-{i}")))
+        .collect();
+    ingest_all(app.store.as_ref(), 1, &opens).await;
+    let cursor = |path: &'static str| {
+        let app = &app;
+        async move {
+            let (_, page) = app.get(path).await;
+            page["next_cursor"].as_str().unwrap().to_owned()
+        }
+    };
+    let by_close = cursor("/api/v1/rooms/closed?limit=1").await;
+    let by_start = cursor("/api/v1/rooms/room-1/sessions?limit=1").await;
+    for path in [
+        format!("/api/v1/rooms/open?cursor={by_close}"),
+        format!("/api/v1/rooms/room-1/sessions?cursor={by_close}"),
+        format!("/api/v1/rooms/closed?cursor={by_start}"),
+    ] {
+        assert_invalid_parameter(&app, &path, "cursor").await;
+    }
+    // A room history's cursor (room-1's second session) is a place among
+    // open sessions too.
+    let (status, open) = app
+        .get(&format!("/api/v1/rooms/open?cursor={by_start}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&open), ["102", "101", "100"]);
+}
+
+/// What a client sends in a query string arrives as it meant it: a time's
+/// `+08:00` not percent-encoded (form decoding makes it a space) is that
+/// offset, and a value that is not UTF-8 once decoded is a 400 naming it
+/// (it was read as U+FFFD and matched a room of that name). The closed list
+/// answers JSON or CSV by `Accept`, so it says so to caches.
+async fn query_strings_mean_what_the_client_sent(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    seed_closed(&app, 1, 3).await;
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[
+            in_room(create(50, T0), "\u{FFFD}"),
+            in_room(close(50, T0 + 1, 0), "\u{FFFD}"),
+        ],
+    )
+    .await;
+    // T0 + 2 minutes, 2023-11-14T22:15:20Z, written at +08:00.
+    let encoded = app
+        .get("/api/v1/rooms/closed?from=2023-11-15T06:15:20%2B08:00")
+        .await;
+    let unencoded = app
+        .get("/api/v1/rooms/closed?from=2023-11-15T06:15:20+08:00")
+        .await;
+    assert_eq!(encoded.0, StatusCode::OK, "{}", encoded.1);
+    assert_eq!(ids(&encoded.1), ["3", "2"]);
+    assert_eq!(unencoded, encoded);
+
+    for (path, name) in [
+        ("/api/v1/rooms/closed?room_id=%FF", "room_id"),
+        ("/api/v1/rooms/open?appid=1&cursor=%C3", "cursor"),
+        ("/api/v1/deliveries?outcome=stored%80", "outcome"),
+    ] {
+        assert_invalid_parameter(&app, path, name).await;
+    }
+    let (_, replacement) = app.get("/api/v1/rooms/closed?room_id=%EF%BF%BD").await;
+    assert_eq!(
+        ids(&replacement),
+        ["50"],
+        "U+FFFD sent as UTF-8 is a room id"
+    );
+
+    for accept in ["application/json", "text/csv"] {
+        let (status, headers, _) = app
+            .get_raw("/api/v1/rooms/closed?limit=1", &[("accept", accept)])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["vary"], "accept", "{accept}");
+    }
+}
+
+/// DESIGN.md: user counts leave out users whose events carry role 4. A
+/// logout saying 4 after a login saying 2 (ZEGO's current logout carries
+/// `user_role`) was counted, the stay taking the login's role.
+async fn a_user_whose_logout_says_admin_is_left_out_of_user_counts(backend: Backend) {
+    let app = or_skip!(TestApp::spawn(backend).await);
+    let (kind, mut admin_out) = logout(90, "bot", "b", T0 + 500, Some(T0 + 10));
+    admin_out.insert("user_role".into(), json!("4"));
+    ingest_all(
+        app.store.as_ref(),
+        1,
+        &[
+            create(90, T0),
+            login(90, "bot", "b", T0 + 10, 2),
+            (kind, admin_out),
+            login(90, "ann", "a", T0 + 20, 2),
+            close(90, T0 + 1_000, 0),
+        ],
+    )
+    .await;
+    let (_, detail) = app.get("/api/v1/sessions/90").await;
+    let counts = |v: &Value| {
+        (
+            v["unique_users"].clone(),
+            v["peak_concurrent_users"].clone(),
+        )
+    };
+    assert_eq!(counts(&detail), (json!(1), json!(1)), "{detail}");
+    let (_, with_admins) = app.get("/api/v1/sessions/90?include_admins=true").await;
+    assert_eq!(counts(&with_admins), (json!(2), json!(2)));
+    let bot = detail["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user_account"] == "bot")
+        .unwrap();
+    assert_eq!(bot["user_role"], 4);
+    let (_, listed) = app.get("/api/v1/rooms/closed").await;
+    assert_eq!(listed["items"][0]["unique_users"], 1);
 }
 
 /// A leap second in a bound (`…23:59:60.5Z`) is the next second's moment on
@@ -595,6 +723,24 @@ async fn ties_on_time_are_broken_by_the_id_as_bytes_in_every_collation() {
             open_sessions_report(&app).await,
             ["9"],
             "{name}: the session_summary view"
+        );
+        // The reports order ties as bytes too ("11" before "8").
+        let longest = zego_room_tracker::reports::Report::find("longest-sessions").unwrap();
+        let table = app
+            .store
+            .run_report(&longest.bindable_sql(), &Default::default())
+            .await
+            .unwrap();
+        let id = table
+            .columns
+            .iter()
+            .position(|c| c == "room_session_id")
+            .unwrap();
+        let listed: Vec<_> = table.rows.iter().map(|r| r[id].clone()).collect();
+        assert_eq!(
+            listed,
+            [json!("11"), json!("8")],
+            "{name}: longest-sessions"
         );
     }
 }
@@ -1136,6 +1282,9 @@ conformance!(
     a_logout_ends_the_earlier_stay_not_a_login_of_its_millisecond,
     bounds_below_the_microsecond_mean_the_same_on_both_backends,
     forged_cursors_are_400,
+    a_cursor_from_a_list_of_another_order_is_400,
+    query_strings_mean_what_the_client_sent,
+    a_user_whose_logout_says_admin_is_left_out_of_user_counts,
     a_leap_second_bound_means_the_same_on_both_backends,
 );
 

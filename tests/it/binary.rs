@@ -260,17 +260,72 @@ fn migrate_creates_the_schema_and_exits() {
     assert!(db.exists());
 }
 
+/// An unsupported scheme, and a SQLite URL naming no file (`sqlite://$UNSET`):
+/// SQLite opened that as a private temporary database per connection, so
+/// the service said ready and answered every callback with a 500.
 #[test]
 fn an_unusable_database_url_is_named_at_startup() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path())
-        .env("ZEGO_CALLBACK_SECRET", "s")
-        .env("DATABASE_URL", "mysql://nope")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    // `migrate` opens the store as `serve` does, and cannot hang listening.
+    for (url, command_args) in [
+        ("mysql://nope", &[][..]),
+        ("sqlite://", &["migrate"][..]),
+        ("sqlite:", &["migrate"][..]),
+    ] {
+        let out = command(dir.path())
+            .args(command_args)
+            .env("ZEGO_CALLBACK_SECRET", "s")
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} {command_args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    }
+}
+
+/// What an operator command wrote is in the SQLite file itself when it
+/// exits: closing the store folds the WAL in and deletes it. The commands
+/// did not close it, so their writes sat in `-wal` only, and a copy of the
+/// `.db` file alone (a backup, a move) lacked them.
+#[test]
+fn operator_commands_leave_their_writes_in_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let url = format!("sqlite://{}", db.display());
+    let fixture = format!("{}/fixtures/room_close.json", env!("CARGO_MANIFEST_DIR"));
+    for args in [
+        &["migrate"][..],
+        &["import", &fixture],
+        &["rebuild"],
+        &["purge", "--older-than", "36500d"],
+        &["report", "open-sessions"],
+        &[
+            "report",
+            "open-sessions",
+            "--database-url",
+            "sqlite://missing.db",
+        ],
+    ] {
+        let out = command(dir.path())
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let missing = args.contains(&"sqlite://missing.db");
+        assert_eq!(
+            out.status.success(),
+            !missing,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != "x.db")
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
 }
 
 #[test]

@@ -62,6 +62,25 @@ fn column(table: &ReportTable, name: &str) -> Vec<Value> {
     table.rows.iter().map(|r| r[i].clone()).collect()
 }
 
+/// A report with no rows still names its columns (an empty CSV printed
+/// `""`, no header), the same ones it has with rows.
+async fn every_report_names_its_columns_when_it_has_no_rows(backend: Backend) {
+    let (empty, _empty_db) = or_skip!(fresh_store(backend).await);
+    let (seeded, _seeded_db) = or_skip!(fresh_store(backend).await);
+    seed_known(seeded.as_ref()).await;
+    for report in zego_room_tracker::reports::REPORTS {
+        let none = run(empty.as_ref(), report.name, &ReportParams::default()).await;
+        let some = run(seeded.as_ref(), report.name, &ReportParams::default()).await;
+        assert!(none.rows.is_empty(), "{}", report.name);
+        assert!(
+            !some.rows.is_empty(),
+            "{}: seed_known gives it rows",
+            report.name
+        );
+        assert_eq!(none.columns, some.columns, "{}", report.name);
+    }
+}
+
 async fn each_report_gives_known_rows(backend: Backend) {
     let (store, _db) = or_skip!(fresh_store(backend).await);
     seed_known(store.as_ref()).await;
@@ -722,6 +741,7 @@ conformance!(
     rebuild_on_an_untouched_database_changes_nothing,
     rebuild_restores_derived_state_from_the_archive,
     each_report_gives_known_rows,
+    every_report_names_its_columns_when_it_has_no_rows,
     send_stores_what_it_sent,
     a_written_request_file_replays_as_new_callbacks,
     import_twice_stores_once,

@@ -165,6 +165,69 @@ async fn a_read_only_postgres_database_is_not_ready_and_503() {
     );
 }
 
+/// A SQLite file the service may only read (its mode, a read-only mount;
+/// here the immutable attribute, which binds root too): `/readyz` is a 503
+/// and callbacks are 503s, then stored once it takes writes again. SQLite
+/// grants the write lock on such a file and refuses only the first page
+/// written, so taking the lock alone said ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_that_refuses_writes_is_not_ready_and_503() {
+    let db = TestDb::sqlite();
+    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let migrating = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    migrating.migrate().await.unwrap();
+    migrating.close().await;
+    let as_root = running_as_root();
+    let protect = |on: bool| {
+        let status = if as_root {
+            std::process::Command::new("chattr")
+                .args([if on { "+i" } else { "-i" }, &file])
+                .status()
+        } else {
+            std::process::Command::new("chmod")
+                .args([if on { "444" } else { "644" }, &file])
+                .status()
+        };
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "cannot make {file} read-only (as root this needs chattr on ext4, xfs or btrfs)"
+        );
+    };
+    protect(true);
+    let store = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    let app = TestApp::with_store(store, db, policy(), Vec::new()).await;
+    let (status, body) = app.get("/readyz").await;
+    let delivery = json_body(&signed(fixture("room_close.json")));
+    let (callback, answer) = app.post("/callbacks/room_close", delivery.clone()).await;
+    protect(false);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        (callback, &answer["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &"storage_unavailable".into()
+        ),
+        "{answer}"
+    );
+    assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+    let (status, body) = app.post_as_zego("/callbacks/room_close", delivery).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &"stored".into())
+    );
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
 /// A pooled connection that stops answering (a middlebox lost its state)
 /// while new ones pass: `/readyz` and reads give it up after twice
 /// DATABASE_TIMEOUT_MS and go on on another connection. They waited for
@@ -459,6 +522,53 @@ async fn a_first_login_racing_copies_of_its_create_never_deadlocks() {
 /// rebuild must lock them in that order too. It locked `events` first and
 /// then waited for `room_sessions`, while the callback held that and
 /// queued for `events`: PostgreSQL aborted one of them as a deadlock.
+/// PostgreSQL's own deadlock and serialization errors (raised by the server,
+/// so they arrive as the driver delivers a real victim's) are run again up
+/// to three times; any other error is returned at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_conflict_victims_are_run_again_and_nothing_else_is() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let db = crate::or_skip!(TestDb::new(Backend::Postgres).await);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    // Fails with `sqlstate` on the first `failures` attempts, then answers
+    // the number of attempts made.
+    let attempts_until =
+        |sqlstate: &'static str, failures: u32| {
+            let attempts = AtomicU32::new(0);
+            let pool = pool.clone();
+            async move {
+                let (attempts, pool) = (&attempts, &pool);
+                let result = store::retrying_lock_conflicts(|| async move {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                if attempt <= failures {
+                    let raise = format!(
+                        "DO $$ BEGIN RAISE EXCEPTION 'victim' USING ERRCODE = '{sqlstate}'; END $$"
+                    );
+                    pool.execute(raise.as_str()).await.map_err(StoreError::from)?;
+                }
+                Ok::<_, StoreError>(attempt)
+            })
+            .await;
+                (result, attempts.load(Ordering::SeqCst))
+            }
+        };
+    for victim in ["40P01", "40001"] {
+        let (result, _) = attempts_until(victim, 3).await;
+        assert_eq!(result.unwrap(), 4, "{victim}: three reruns succeed");
+        let (result, attempts) = attempts_until(victim, 4).await;
+        let e = result.unwrap_err();
+        assert!(e.is_lock_conflict(), "{victim}: {e:?}");
+        assert_eq!(attempts, 4, "{victim}: one run and three reruns, no more");
+    }
+    // A lock timeout or a unique violation is not a victim's error.
+    for other in ["55P03", "23505"] {
+        let (result, attempts) = attempts_until(other, 1).await;
+        let e = result.unwrap_err();
+        assert!(!e.is_lock_conflict(), "{other}: {e:?}");
+        assert_eq!(attempts, 1, "{other} is not run again");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_and_a_callback_in_flight_take_tables_in_one_order() {
     let (store, db) = crate::or_skip!(fresh_store(Backend::Postgres).await);

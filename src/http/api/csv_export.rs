@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::params::{encode_session_cursor, trim_page};
-use super::rooms::closed_key;
+use super::params::{SessionOrder, encode_session_cursor, trim_page};
+use super::rooms::key;
 use super::views::{SessionView, Timestamp};
 use crate::http::error::ApiError;
 use crate::store::Store;
@@ -72,7 +72,7 @@ pub async fn closed(
     if !whole {
         let mut rows = store.list_closed(&query).await?;
         let next = trim_page(&mut rows, limit, |row| {
-            encode_session_cursor(&closed_key(row))
+            encode_session_cursor(SessionOrder::ByClose, &key(SessionOrder::ByClose, row))
         });
         let mut response = csv_response(Body::from(render(&rows, true)));
         if let Some(cursor) = next {
@@ -95,7 +95,7 @@ pub async fn closed(
         if !more {
             return Some((Ok::<_, std::io::Error>(chunk), None));
         }
-        query.after = rows.last().map(closed_key);
+        query.after = rows.last().map(|row| key(SessionOrder::ByClose, row));
         match store.list_closed(&query).await {
             Ok(next) => Some((Ok(chunk), Some((next, store, query, false)))),
             Err(e) => {

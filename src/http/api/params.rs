@@ -2,7 +2,9 @@
 //! is a 400 whose message names the parameter.
 
 use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
 
 use crate::domain::time::parse_instant;
 use crate::domain::{EventTime, RoomSessionId};
@@ -13,10 +15,39 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 1000;
 
 /// Axum's `Query`, with a bad query string answered as our JSON 400
-/// (`ApiError: From<QueryRejection>`) instead of axum's plain text.
-#[derive(FromRequestParts)]
-#[from_request(via(Query), rejection(ApiError))]
+/// (`ApiError: From<QueryRejection>`) instead of axum's plain text, and a
+/// value that is not UTF-8 once percent-decoded refused: `Query` would
+/// read `room_id=%FF` as U+FFFD and match a room of that name, where the
+/// same bytes in the path are a 400.
 pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(name) = not_utf8_parameter(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::invalid_parameter(
+                &name,
+                "is not UTF-8 once percent-decoded",
+            ));
+        }
+        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// The (lossily decoded) name of the first query parameter whose name or
+/// value is not UTF-8 once percent-decoded.
+fn not_utf8_parameter(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let utf8 =
+            |raw: &str| std::str::from_utf8(&urlencoding::decode_binary(raw.as_bytes())).is_ok();
+        (!utf8(name) || !utf8(value)).then(|| {
+            String::from_utf8_lossy(&urlencoding::decode_binary(name.as_bytes())).into_owned()
+        })
+    })
+}
 
 /// Axum's `Path`, with a bad segment (not UTF-8 once percent-decoded)
 /// answered as the JSON `invalid_parameter` every other bad input gets.
@@ -56,7 +87,8 @@ pub fn limit(raw: Option<&str>) -> Result<i64, ApiError> {
 /// A time: RFC 3339 (`2024-05-01T00:00:00Z`) or Unix epoch milliseconds.
 pub fn time(name: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
-    parse_instant(raw).map(Some).ok_or_else(|| {
+    let parsed = parse_instant(raw).or_else(|| parse_instant(&offset_plus_restored(raw)?));
+    parsed.map(Some).ok_or_else(|| {
         ApiError::invalid_parameter(
             name,
             format!(
@@ -64,6 +96,22 @@ pub fn time(name: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc
             ),
         )
     })
+}
+
+/// A positive offset's `+` sent unencoded in a query string arrives as a
+/// space (`…T08:00:00 08:00`, form decoding); the `+` put back, or `None`
+/// when the text does not end in a space and an `HH:MM` offset.
+fn offset_plus_restored(raw: &str) -> Option<String> {
+    let (time, offset) = raw.rsplit_once(' ')?;
+    let is_offset = offset.len() == 5
+        && offset.bytes().enumerate().all(|(i, b)| {
+            if i == 2 {
+                b == b':'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    is_offset.then(|| format!("{time}+{offset}"))
 }
 
 /// `appid`: an unsigned 32-bit integer.
@@ -128,23 +176,47 @@ pub fn trim_page<T>(
     })
 }
 
+/// Which time a list of sessions is ordered by, and so what its cursors'
+/// times mean: a close time's cursor given to a list by start would cut
+/// that list at the wrong time, so each order's cursors are its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOrder {
+    /// `/rooms/closed`: newest close first.
+    ByClose,
+    /// `/rooms/open` and `/rooms/{room_id}/sessions`: newest start first.
+    ByStart,
+}
+
+impl SessionOrder {
+    fn tag(self) -> &'static str {
+        match self {
+            SessionOrder::ByClose => "c1:",
+            SessionOrder::ByStart => "s1:",
+        }
+    }
+}
+
 /// Opaque cursors: hex of a small text, so clients treat them as tokens.
-pub fn encode_session_cursor(key: &SessionKey) -> String {
+pub fn encode_session_cursor(order: SessionOrder, key: &SessionKey) -> String {
     hex::encode(format!(
-        "s1:{}:{}:{}",
+        "{}{}:{}:{}",
+        order.tag(),
         key.at.timestamp_micros(),
         key.appid,
         key.room_session_id
     ))
 }
 
-pub fn session_cursor(raw: Option<&str>) -> Result<Option<SessionKey>, ApiError> {
+pub fn session_cursor(
+    order: SessionOrder,
+    raw: Option<&str>,
+) -> Result<Option<SessionKey>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let decoded = hex::decode(raw)
         .ok()
         .and_then(|b| String::from_utf8(b).ok());
     let key = decoded.as_deref().and_then(|text| {
-        let mut parts = text.strip_prefix("s1:")?.splitn(3, ':');
+        let mut parts = text.strip_prefix(order.tag())?.splitn(3, ':');
         // Only what this API writes into a cursor, a stored session's key:
         // an event time (PostgreSQL refused one far outside 1970–9999, a
         // 500, and the backends compared one past 9999 differently) and a
@@ -204,6 +276,12 @@ mod tests {
         let b = time("from", Some("1499676989909")).unwrap().unwrap();
         assert_eq!(a, b);
         assert!(time("from", Some("yesterday")).is_err());
+        // An unencoded `+` of an offset arrives as a space.
+        let plus = time("from", Some("2017-07-10T16:56:29.909+08:00")).unwrap();
+        let spaced = time("from", Some("2017-07-10T16:56:29.909 08:00")).unwrap();
+        assert_eq!((plus, spaced), (Some(a), Some(a)));
+        assert!(time("from", Some("2017-07-10T16:56:29.909 0800")).is_err());
+        assert!(time("from", Some("2017-07-10 08:00")).is_err());
         assert!(range(Some("2"), Some("1")).is_ok());
     }
 
@@ -214,20 +292,32 @@ mod tests {
             appid: 7,
             room_session_id: "18446744073709551615".into(),
         };
-        assert_eq!(
-            session_cursor(Some(&encode_session_cursor(&key))).unwrap(),
-            Some(key)
-        );
+        for order in [SessionOrder::ByClose, SessionOrder::ByStart] {
+            let cursor = encode_session_cursor(order, &key);
+            assert_eq!(
+                session_cursor(order, Some(&cursor)).unwrap(),
+                Some(key.clone())
+            );
+            assert!(id_cursor(Some(&cursor)).is_err());
+        }
+        let by_close = encode_session_cursor(SessionOrder::ByClose, &key);
+        assert!(session_cursor(SessionOrder::ByStart, Some(&by_close)).is_err());
+        let by_start = encode_session_cursor(SessionOrder::ByStart, &key);
+        assert!(session_cursor(SessionOrder::ByClose, Some(&by_start)).is_err());
         assert_eq!(id_cursor(Some(&encode_id_cursor(42))).unwrap(), Some(42));
-        assert!(session_cursor(Some("zz")).is_err());
-        assert!(
-            id_cursor(Some(&encode_session_cursor(&SessionKey {
-                at: Utc::now(),
-                appid: 1,
-                room_session_id: "1".into()
-            })))
-            .is_err()
+        assert!(session_cursor(SessionOrder::ByStart, Some("zz")).is_err());
+    }
+
+    #[test]
+    fn a_parameter_not_utf8_once_decoded_is_named() {
+        assert_eq!(
+            not_utf8_parameter("limit=2&room_id=%FF"),
+            Some("room_id".into())
         );
+        assert_eq!(not_utf8_parameter("%FF=1").as_deref(), Some("\u{FFFD}"));
+        assert_eq!(not_utf8_parameter("room_id=%EF%BF%BD&from=1+2"), None);
+        assert_eq!(not_utf8_parameter("room_id=%E5%BC%A0"), None);
+        assert_eq!(not_utf8_parameter(""), None);
     }
 
     #[test]

@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::header::VARY;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::csv_export;
-use super::params::{self, ApiPath, ApiQuery};
+use super::params::{self, ApiPath, ApiQuery, SessionOrder};
 use super::views::{Page, SessionView};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -70,16 +71,22 @@ pub async fn list_closed(
         close_reasons: params::codes("close_reason", p.close_reason.as_deref())?,
         from,
         to,
-        after: params::session_cursor(p.cursor.as_deref())?,
+        after: params::session_cursor(SessionOrder::ByClose, p.cursor.as_deref())?,
         limit: limit + 1,
         include_admins: params::flag("include_admins", p.include_admins.as_deref())?,
     };
-    if csv_export::wanted(p.format.as_deref(), &headers)? {
+    let mut response = if csv_export::wanted(p.format.as_deref(), &headers)? {
         let whole = p.limit.is_none() && p.cursor.is_none();
-        return csv_export::closed(state.store.clone(), query, limit, whole).await;
-    }
-    let rows = state.store.list_closed(&query).await?;
-    Ok(Json(page(rows, limit, closed_key)).into_response())
+        csv_export::closed(state.store.clone(), query, limit, whole).await?
+    } else {
+        let rows = state.store.list_closed(&query).await?;
+        Json(page(rows, limit, SessionOrder::ByClose)).into_response()
+    };
+    // The same URL answers CSV or JSON by its `Accept`: a cache must key on it.
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept"));
+    Ok(response)
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -105,7 +112,7 @@ impl SessionListParams {
         let query = SessionListQuery {
             appid: params::appid(self.appid.as_deref())?,
             room_id,
-            after: params::session_cursor(self.cursor.as_deref())?,
+            after: params::session_cursor(SessionOrder::ByStart, self.cursor.as_deref())?,
             limit: limit + 1,
             include_admins: params::flag("include_admins", self.include_admins.as_deref())?,
         };
@@ -127,7 +134,7 @@ pub async fn room_history(
 ) -> Result<Json<Page<SessionView>>, ApiError> {
     let (query, limit) = p.query(params::room_id(Some(room_id))?)?;
     let rows = state.store.room_history(&query).await?;
-    Ok(Json(page(rows, limit, started_key)))
+    Ok(Json(page(rows, limit, SessionOrder::ByStart)))
 }
 
 /// Sessions seen (created or logged into) and not closed nor superseded.
@@ -142,17 +149,13 @@ pub async fn list_open(
 ) -> Result<Json<Page<SessionView>>, ApiError> {
     let (query, limit) = p.query(None)?;
     let rows = state.store.open_sessions(&query).await?;
-    Ok(Json(page(rows, limit, started_key)))
+    Ok(Json(page(rows, limit, SessionOrder::ByStart)))
 }
 
 /// Trims the look-ahead row (fetched as `limit + 1`) into a cursor.
-pub fn page(
-    mut rows: Vec<ListedSession>,
-    limit: i64,
-    key: fn(&ListedSession) -> SessionKey,
-) -> Page<SessionView> {
+pub fn page(mut rows: Vec<ListedSession>, limit: i64, order: SessionOrder) -> Page<SessionView> {
     let next_cursor = params::trim_page(&mut rows, limit, |row| {
-        params::encode_session_cursor(&key(row))
+        params::encode_session_cursor(order, &key(order, row))
     });
     Page {
         items: rows.into_iter().map(SessionView::from).collect(),
@@ -160,19 +163,14 @@ pub fn page(
     }
 }
 
-pub fn closed_key(row: &ListedSession) -> SessionKey {
+/// A listed session's place in a list of that order.
+pub fn key(order: SessionOrder, row: &ListedSession) -> SessionKey {
     let s = &row.session;
     SessionKey {
-        at: s.closed_at.expect("closed sessions have closed_at"),
-        appid: s.appid,
-        room_session_id: s.room_session_id.clone(),
-    }
-}
-
-fn started_key(row: &ListedSession) -> SessionKey {
-    let s = &row.session;
-    SessionKey {
-        at: s.started_at,
+        at: match order {
+            SessionOrder::ByClose => s.closed_at.expect("closed sessions have closed_at"),
+            SessionOrder::ByStart => s.started_at,
+        },
         appid: s.appid,
         room_session_id: s.room_session_id.clone(),
     }

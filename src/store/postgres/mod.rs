@@ -19,7 +19,8 @@ use futures_util::future::BoxFuture;
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{
-    Column, Connection, FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row, TypeInfo,
+    Column, Connection, Executor, FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row,
+    Statement, TypeInfo,
 };
 
 use crate::domain::time::format_instant;
@@ -34,7 +35,7 @@ use crate::store::query::{
     StatsQuery, TimelineRow, in_participant_order, in_timeline_order,
 };
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::report::{json_of, report_table};
+use crate::store::report::{column_names, json_of, report_table};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
 use crate::store::{read_sql, snapshot};
@@ -303,6 +304,12 @@ impl Store for PgStore {
         let applied = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
             .fetch_all(&self.pool)
             .await;
+        // `report`'s first statement: name why no connection opened, as
+        // `migrate` does for the commands that write.
+        if let Err(sqlx::Error::PoolTimedOut) = applied {
+            let limit = self.pool.options().get_acquire_timeout();
+            return Err(why_no_connection(&self.pool.connect_options(), limit).await);
+        }
         super::pending_of(&MIGRATOR, applied)
     }
 
@@ -522,7 +529,23 @@ impl Store for PgStore {
                 )
             })
             .await?;
-        report_table(&rows, |row, i| {
+        let columns = match rows.first() {
+            Some(row) => column_names(row.columns()),
+            None => {
+                // The parameters' types as they are bound, so PostgreSQL
+                // need not infer them from the SQL.
+                let parameters = [
+                    <DateTime<Utc> as sqlx::Type<Postgres>>::type_info(),
+                    <DateTime<Utc> as sqlx::Type<Postgres>>::type_info(),
+                    <i64 as sqlx::Type<Postgres>>::type_info(),
+                ];
+                let statement = self
+                    .read(|| (&self.pool).prepare_with(sql, &parameters))
+                    .await?;
+                column_names(statement.columns())
+            }
+        };
+        report_table(columns, &rows, |row, i| {
             let column = &row.columns()[i];
             Ok(match column.type_info().name() {
                 "INT2" | "INT4" | "INT8" => json_of(

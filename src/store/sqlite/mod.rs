@@ -8,11 +8,12 @@ mod write;
 mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Column, Connection, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
+use sqlx::{Column, Connection, Executor, Row, Sqlite, SqlitePool, Statement, TypeInfo, ValueRef};
 
 use crate::domain::{Delivery, Outcome};
 use crate::reports::{ReportParams, ReportTable};
@@ -24,7 +25,7 @@ use crate::store::query::{
 };
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::recorder::record;
-use crate::store::report::{json_of, report_table};
+use crate::store::report::{column_names, json_of, report_table};
 use crate::store::timed::{Timed, WriteStep, timed};
 use crate::store::write::Write;
 use crate::store::{Backend, ConnectOptions, PoolStatus, Store, StoreError};
@@ -54,7 +55,20 @@ impl SqliteStore {
             // (docs/benchmarks.md).
             .pragma("wal_autocheckpoint", "10000")
             // Waits this long for another process's lock (a backup, a second server), then 503.
-            .busy_timeout(options.timeout);
+            .busy_timeout(options.timeout)
+            // PostgreSQL's byte-order collation by its name, so the
+            // reports' `COLLATE "C"` orders text alike on both backends
+            // (SQLite's own default, BINARY, is the same order).
+            .collation("C", |a: &str, b: &str| a.cmp(b));
+        // SQLite opens an empty name as a private temporary database, one
+        // per connection: the writer's migrated tables were then missing for
+        // every reader, and nothing outlived the process (`sqlite://$UNSET`).
+        if connect.get_filename().as_os_str().is_empty() {
+            return Err(StoreError::Refused(
+                "a SQLite DATABASE_URL must name a file, e.g. sqlite://data/zego-room-tracker.db"
+                    .into(),
+            ));
+        }
         if let Some(dir) = connect
             .get_filename()
             .parent()
@@ -152,7 +166,18 @@ impl Store for SqliteStore {
     async fn close(&self) {
         // Readers first: the last connection to close folds the WAL into
         // the database and deletes it, which a read-only one cannot do.
-        self.reader.close().await;
+        // sqlx gives a used connection back to its pool from a task of its
+        // own, and one arriving after `close` has emptied the pool stays
+        // there open: closing again closes it. With the writer closed first
+        // the WAL was left behind after about one `report` in five.
+        let patience = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            self.reader.close().await;
+            if self.reader.size() == 0 || tokio::time::Instant::now() >= patience {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         self.writer.close().await;
     }
 
@@ -178,11 +203,16 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        // Ready means writable: take and release the write lock, so a file
-        // another process holds (or a disk refusing writes) shows as not ready.
+        // Ready means writable: take the write lock, so a file another
+        // process holds shows as not ready, and change a page, rolled back:
+        // SQLite grants the lock on a file it may only read (a read-only
+        // file or mount) and refuses only the first page written.
         self.writer
             .run(async |connection| {
-                let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                sqlx::query("PRAGMA user_version = 0")
+                    .execute(&mut *tx)
+                    .await?;
                 Ok(tx.rollback().await?)
             })
             .await
@@ -384,8 +414,12 @@ impl Store for SqliteStore {
             .bind(params.appid)
             .fetch_all(&self.reader)
             .await?;
+        let columns = match rows.first() {
+            Some(row) => column_names(row.columns()),
+            None => column_names(self.reader.prepare(sql).await?.columns()),
+        };
         // SQLite types values, not columns: decode by each value's storage class.
-        report_table(&rows, |row, i| {
+        report_table(columns, &rows, |row, i| {
             let storage = row.try_get_raw(i)?.type_info().name().to_owned();
             Ok(match storage.as_str() {
                 "INTEGER" => json_of(row.try_get::<Option<i64>, _>(i)?),

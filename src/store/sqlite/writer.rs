@@ -124,13 +124,23 @@ impl Writer {
     }
 }
 
-/// The connection's thread is gone or its file handle failed.
+/// The connection's thread is gone or its file handle failed, or SQLite
+/// refused to write (SQLITE_READONLY and its extended codes): a connection
+/// that opened a file it could not write to stays read-only, so it is
+/// opened again, and a file made writable (or moved back) is taken up
+/// without a restart.
 fn connection_broken(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::WorkerCrashed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_)
-    )
+    match e {
+        sqlx::Error::WorkerCrashed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_READONLY),
+        _ => false,
+    }
 }
+
+const SQLITE_READONLY: i32 = 8;
 
 #[cfg(test)]
 mod tests {

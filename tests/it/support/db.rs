@@ -151,15 +151,28 @@ fn answers(url: &str) -> bool {
 }
 
 /// `initdb` + `pg_ctl start` in `target/tmp/pg-throwaway`, reused by later
-/// runs. As root, the cluster runs as the `postgres` user (initdb refuses root).
+/// runs. As root, the cluster runs as the `postgres` user (initdb refuses
+/// root), and where that user cannot reach `target/` (a checkout under
+/// root's 0700 home) it lives in the system's temp dir instead.
 fn start_throwaway_cluster() -> Result<String, String> {
     let bindir = postgres_bindir().ok_or("no initdb found (is PostgreSQL installed?)")?;
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pg-throwaway");
     let url = format!("postgres://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres");
     let as_root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let target_tmp = env!("CARGO_TARGET_TMPDIR");
+    let postgres_reaches_target = || {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", "test", "-x", target_tmp])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let dir = if as_root && !postgres_reaches_target() {
+        std::env::temp_dir().join(format!("zrt-pg-throwaway-{THROWAWAY_PORT}"))
+    } else {
+        PathBuf::from(target_tmp).join("pg-throwaway")
+    };
     let run = |program: &str, args: &[&str]| -> Result<(), String> {
         let exe = bindir.join(program);
         let mut cmd = if as_root {
