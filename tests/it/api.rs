@@ -1054,6 +1054,8 @@ async fn answers_have_exactly_the_fields_the_spec_documents(backend: Backend) {
 async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend: Backend) {
     let server = served::Served::start(or_skip!(TestDb::new(backend).await));
     let close = fixture("room_close.json");
+    let mut create_without_event = fixture("room_create.json");
+    create_without_event.remove("event");
     let answers = [
         server
             .post("/callbacks/room_close", json_body(&signed(close.clone())))
@@ -1073,8 +1075,15 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
                 json_body(&signed(fixture("room_login.json"))),
             )
             .await,
+        // Without `event` it is the path's event, stored and counted so.
+        server
+            .post(
+                "/callbacks/room_create",
+                json_body(&signed(create_without_event)),
+            )
+            .await,
     ];
-    assert_eq!(answers.map(|s| s.as_u16()), [200, 200, 401, 200]);
+    assert_eq!(answers.map(|s| s.as_u16()), [200, 200, 401, 200, 200]);
     // Any token is a method to HTTP: unknown ones share one series.
     let odd = reqwest::Method::from_bytes(b"FOOBAR").unwrap();
     let answer = reqwest::Client::new()
@@ -1094,6 +1103,7 @@ async fn metrics_count_callbacks_rejections_latency_pool_and_write_steps(backend
         "zrt_callbacks_total{event=\"room_close\",outcome=\"stored\"} 1\n",
         "zrt_callbacks_total{event=\"room_close\",outcome=\"duplicate\"} 1\n",
         "zrt_callbacks_total{event=\"room_login\",outcome=\"stored\"} 1\n",
+        "zrt_callbacks_total{event=\"room_create\",outcome=\"stored\"} 1\n",
         "zrt_callback_rejections_total{reason=\"invalid_signature\"} 1\n",
         "zrt_http_request_duration_seconds_bucket{method=\"POST\",route=\"/callbacks/{event}\",status=\"200\"",
         "zrt_callback_lag_seconds_bucket{event=\"room_close\"",

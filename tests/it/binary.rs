@@ -284,6 +284,22 @@ fn an_unusable_database_url_is_named_at_startup() {
     }
 }
 
+/// `report` on a PostgreSQL nothing answers for names the cause, as the
+/// commands that write do; it said only that the pool timed out.
+#[test]
+fn report_names_why_postgresql_did_not_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["report", "open-sessions", "--database-timeout-ms", "500"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+}
+
 /// What an operator command wrote is in the SQLite file itself when it
 /// exits: closing the store folds the WAL in and deletes it. The commands
 /// did not close it, so their writes sat in `-wal` only, and a copy of the
