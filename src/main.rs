@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use zego_room_tracker::cli::{self, Cli};
+use zego_room_tracker::cli;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -15,5 +14,5 @@ async fn main() -> ExitCode {
         eprintln!("error: cannot read .env: {e}");
         return ExitCode::FAILURE;
     }
-    cli::run(Cli::parse()).await
+    cli::run_from_args().await
 }

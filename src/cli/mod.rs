@@ -12,7 +12,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
 use crate::{store, telemetry};
@@ -37,6 +37,37 @@ pub struct Cli {
     /// `serve`'s settings, for running without a subcommand.
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// The operator's tools alone, without `serve`'s settings: `Cli` reads
+/// those from the environment whatever the subcommand, so a bad value of a
+/// variable only `serve` uses (`ARCHIVE_RETENTION=0d` in `.env`) stopped
+/// `report` and `send`, which have no such flag to fix it with.
+#[derive(Debug, Parser)]
+#[command(name = "zego-room-tracker", version)]
+struct Tools {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Parses this process's command line and runs it: a subcommand's with
+/// `Tools`, anything else (no subcommand, `--help`, `help`) with `Cli`.
+pub async fn run_from_args() -> ExitCode {
+    let first = std::env::args_os().nth(1);
+    let tool = first
+        .as_ref()
+        .and_then(|a| a.to_str())
+        .is_some_and(|first| {
+            first != "help"
+                && Cli::command()
+                    .get_subcommands()
+                    .any(|c| c.get_name() == first)
+        });
+    if tool {
+        run_command(Tools::parse().command).await
+    } else {
+        run(Cli::parse()).await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,19 +95,28 @@ enum Command {
     Seed(seed::SeedArgs),
 }
 
-/// Runs the parsed command; errors are printed as one sentence.
+/// Runs the parsed command line; errors are printed as one sentence.
 pub async fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
-        None => serve::serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve::serve(args).await,
-        Some(Command::Report(args)) => report::run(args).await,
-        Some(Command::Send(args)) => send::run(args).await,
-        Some(Command::Import(args)) => import::run(args).await,
-        Some(Command::Purge(args)) => purge::run(args).await,
-        Some(Command::Rebuild(args)) => rebuild::run(args).await,
-        Some(Command::Seed(args)) => seed::run(args).await,
-        Some(Command::Migrate(args)) => migrate(args).await,
-    };
+    match cli.command {
+        None => exit_code(serve::serve(cli.serve).await),
+        Some(command) => run_command(command).await,
+    }
+}
+
+async fn run_command(command: Command) -> ExitCode {
+    exit_code(match command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Send(args) => send::run(args).await,
+        Command::Import(args) => import::run(args).await,
+        Command::Purge(args) => purge::run(args).await,
+        Command::Rebuild(args) => rebuild::run(args).await,
+        Command::Seed(args) => seed::run(args).await,
+        Command::Migrate(args) => migrate(args).await,
+    })
+}
+
+fn exit_code(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -254,7 +294,7 @@ mod tests {
 
     #[test]
     fn the_cli_definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
+        Tools::command().debug_assert();
     }
 }

@@ -284,6 +284,42 @@ fn an_unusable_database_url_is_named_at_startup() {
     }
 }
 
+/// A bad value of a setting only `serve` reads stops `serve`, naming it,
+/// and no other command: it stopped `report` and `send` too, which have no
+/// such flag to fix it with.
+#[test]
+fn a_bad_serve_setting_stops_serve_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "ARCHIVE_RETENTION=0d\nLOG_FORMAT=xml\n",
+    )
+    .unwrap();
+    let report = command(dir.path())
+        .args(["report", "--list"])
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(String::from_utf8_lossy(&report.stdout).contains("open-sessions"));
+    for serve in [&[][..], &["serve"][..]] {
+        let out = command(dir.path())
+            .args(serve)
+            .env("ZEGO_CALLBACK_SECRET", "s")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{serve:?}");
+        assert!(
+            stderr.contains("archive-retention") || stderr.contains("log-format"),
+            "{stderr}"
+        );
+    }
+}
+
 /// `report` on a PostgreSQL nothing answers for names the cause, as the
 /// commands that write do; it said only that the pool timed out.
 #[test]
