@@ -260,7 +260,7 @@ impl Plan {
 
     /// The room of session `i`.
     pub fn room_of(&self, i: u64) -> String {
-        if i != self.big && self.hash(i, 1) % 10 == 0 {
+        if i != self.big && self.hash(i, 1).is_multiple_of(10) {
             format!("hot-{}", self.hash(i, 2) % self.hot_rooms)
         } else {
             format!("room-{}", i % self.rooms)
@@ -284,7 +284,7 @@ impl Plan {
     pub fn expected_intervals(&self) -> u64 {
         (0..self.params.sessions.max(1))
             .map(|i| {
-                let has_create = i == self.big || self.hash(i, 7) % 200 != 0;
+                let has_create = i == self.big || !self.hash(i, 7).is_multiple_of(200);
                 u64::from(self.participants(i, has_create))
             })
             .sum()
@@ -310,7 +310,7 @@ impl Plan {
             60_000 + a * a * 10 + below(self.hash(i, 5), 1000)
         };
         let closed = big || self.hash(i, 6) % 100 < 95;
-        let has_create = big || self.hash(i, 7) % 200 != 0;
+        let has_create = big || !self.hash(i, 7).is_multiple_of(200);
         let close_reason = closed.then(|| match self.hash(i, 8) % 100 {
             _ if big => 0,
             0..=69 => 0,
@@ -324,7 +324,7 @@ impl Plan {
         let mut previous: Option<(String, i64)> = None;
         for j in 0..u64::from(users) {
             let h = self.hash(i, 1000 + j);
-            let reconnect = j > 0 && !big && h % 20 == 0;
+            let reconnect = j > 0 && !big && h.is_multiple_of(20);
             let (user_account, earliest) = match (&previous, reconnect) {
                 (Some((user, logout)), true) => (user.clone(), *logout),
                 _ if big => (format!("viewer-{j}"), start),
@@ -332,7 +332,7 @@ impl Plan {
             };
             let role = if j == 0 {
                 1
-            } else if (h >> 8) % 50 == 0 || (big && j % 50 == 49) {
+            } else if (h >> 8).is_multiple_of(50) || (big && j % 50 == 49) {
                 4
             } else {
                 2

@@ -260,9 +260,10 @@ fn migrate_creates_the_schema_and_exits() {
     assert!(db.exists());
 }
 
-/// An unsupported scheme, and a SQLite URL naming no file (`sqlite://$UNSET`):
+/// An unsupported scheme, a SQLite URL naming no file (`sqlite://$UNSET`:
 /// SQLite opened that as a private temporary database per connection, so
-/// the service said ready and answered every callback with a 500.
+/// the service said ready and answered every callback with a 500), and an
+/// in-memory one (a 2xx must mean the callback is on disk).
 #[test]
 fn an_unusable_database_url_is_named_at_startup() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,6 +272,8 @@ fn an_unusable_database_url_is_named_at_startup() {
         ("mysql://nope", &[][..]),
         ("sqlite://", &["migrate"][..]),
         ("sqlite:", &["migrate"][..]),
+        ("sqlite::memory:", &["migrate"][..]),
+        ("sqlite://x.db?mode=memory", &["migrate"][..]),
     ] {
         let out = command(dir.path())
             .args(command_args)

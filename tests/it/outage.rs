@@ -368,6 +368,27 @@ async fn a_write_transaction_gone_silent_is_ended_by_postgresql() {
     );
 }
 
+/// Two processes starting on one fresh SQLite file migrate it one after the
+/// other (docs/operations.md: the second waits). Both applied the first
+/// migration and one failed ("table events already exists").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_migrating_one_fresh_sqlite_file_both_succeed() {
+    for _ in 0..5 {
+        let db = TestDb::sqlite();
+        let first = store::connect(&db.url, &test_connect_options())
+            .await
+            .unwrap();
+        let second = store::connect(&db.url, &test_connect_options())
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(first.migrate(), second.migrate());
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(second.pending_migrations().await.unwrap(), 0);
+        first.close().await;
+        second.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();

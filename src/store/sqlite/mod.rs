@@ -39,6 +39,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     writer: Writer,
     reader: SqlitePool,
+    /// The database file, locked while migrating (`migration_lock`).
+    file: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -63,7 +65,10 @@ impl SqliteStore {
         // SQLite opens an empty name as a private temporary database, one
         // per connection: the writer's migrated tables were then missing for
         // every reader, and nothing outlived the process (`sqlite://$UNSET`).
-        if connect.get_filename().as_os_str().is_empty() {
+        // In memory, a 2xx would not mean the callback is on disk: it is gone
+        // when the process ends.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if connect.get_filename().as_os_str().is_empty() || in_memory {
             return Err(StoreError::Refused(
                 "a SQLite DATABASE_URL must name a file, e.g. sqlite://data/zego-room-tracker.db"
                     .into(),
@@ -82,16 +87,43 @@ impl SqliteStore {
         let writer_options = connect
             .clone()
             .thread_name(|id| format!("sqlite-writer{id}"));
+        let file = connect.get_filename().to_owned();
         let writer = Writer::open(writer_options, options.timeout).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.timeout)
             .connect_lazy_with(connect.read_only(true));
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            file,
+        })
     }
 }
 
 impl SqliteStore {
+    /// An exclusive `flock` on the database file, held while migrating:
+    /// sqlx takes no lock around SQLite migrations, so two processes
+    /// starting on a fresh file both applied the first one and one failed
+    /// ("table events already exists"). The second now waits, then finds
+    /// nothing to do. On Linux `flock` and SQLite's own (`fcntl`) locks
+    /// do not meet. `None` where there is no plain file (in memory, a
+    /// `file:` URI).
+    async fn migration_lock(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let file = self.file.clone();
+        if !file.is_file() {
+            return Ok(None);
+        }
+        tokio::task::spawn_blocking(move || {
+            let handle = std::fs::File::open(&file)?;
+            handle.lock()?;
+            Ok(Some(handle))
+        })
+        .await
+        .map_err(|e| StoreError::Unusable(format!("waiting for the migration lock: {e}")))?
+        .map_err(|e: std::io::Error| StoreError::Unavailable(sqlx::Error::Io(e)))
+    }
+
     /// Whether the file `url` names exists (an in-memory database always does).
     pub fn file_exists(url: &str) -> Result<bool, StoreError> {
         let options = url.parse::<SqliteConnectOptions>()?;
@@ -190,6 +222,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let _lock = self.migration_lock().await?;
         self.writer
             .run(async |connection| Ok(MIGRATOR.run_direct(connection).await?))
             .await

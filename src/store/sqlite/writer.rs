@@ -31,6 +31,9 @@ pub struct Writer {
 
 enum Slot {
     Open(SqliteConnection),
+    /// Work on it failed, or was cancelled (its request dropped) before it
+    /// ended: it may still count a transaction as open (below).
+    Unsettled(SqliteConnection),
     /// The last connection broke; the next use opens a new one.
     Broken,
     /// `close` ran: nothing opens a connection again. Group commit may
@@ -64,20 +67,42 @@ impl Writer {
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.slot().await?;
+        if let Slot::Unsettled(connection) = &mut *slot {
+            // sqlx counts a transaction open until its ROLLBACK succeeds,
+            // and that fails where SQLite already ended it (a COMMIT that
+            // failed on a full disk): every later BEGIN was then refused
+            // ("non-zero transaction depth"), a 500 until a restart. The
+            // round trip lets a rollback queued by a dropped transaction
+            // run before the count is read.
+            if connection.ping().await.is_err() || connection.is_in_transaction() {
+                tracing::warn!(
+                    "the SQLite write connection was left in a transaction; opening a new one"
+                );
+                *slot = Slot::Broken;
+            } else {
+                settle(&mut slot, Slot::Open);
+            }
+        }
         match &*slot {
             Slot::Open(_) => {}
+            Slot::Unsettled(_) => unreachable!("settled above"),
             Slot::Broken => *slot = Slot::Open(self.options.connect().await?),
             Slot::Closed => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
         }
-        let Slot::Open(connection) = &mut *slot else {
+        // Unsettled until the work ends well: a run cancelled mid-way
+        // leaves it so, for the next run to check.
+        settle(&mut slot, Slot::Unsettled);
+        let Slot::Unsettled(connection) = &mut *slot else {
             unreachable!("opened above")
         };
         let result = work(connection).await;
-        if let Err(StoreError::Unavailable(e) | StoreError::Internal(e)) = &result
-            && connection_broken(e)
-        {
-            tracing::warn!(error = %e, "the SQLite write connection broke; opening a new one");
-            *slot = Slot::Broken;
+        match &result {
+            Ok(_) => settle(&mut slot, Slot::Open),
+            Err(StoreError::Unavailable(e) | StoreError::Internal(e)) if connection_broken(e) => {
+                tracing::warn!(error = %e, "the SQLite write connection broke; opening a new one");
+                *slot = Slot::Broken;
+            }
+            Err(_) => {}
         }
         result
     }
@@ -93,7 +118,7 @@ impl Writer {
     pub fn status(&self) -> (u32, u32) {
         match self.slot.try_lock() {
             Ok(slot) => {
-                let open = u32::from(matches!(*slot, Slot::Open(_)));
+                let open = u32::from(matches!(*slot, Slot::Open(_) | Slot::Unsettled(_)));
                 (open, open)
             }
             Err(_) => (1, 0),
@@ -109,7 +134,9 @@ impl Writer {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
         let fresh = self.options.connect().await?;
-        if let Slot::Open(old) = std::mem::replace(&mut *slot, Slot::Open(fresh)) {
+        if let Slot::Open(old) | Slot::Unsettled(old) =
+            std::mem::replace(&mut *slot, Slot::Open(fresh))
+        {
             let _ = old.close().await;
         }
         Ok(())
@@ -118,9 +145,20 @@ impl Writer {
     /// Closes the connection for good (see `Slot::Closed`).
     pub async fn close(&self) {
         let mut slot = self.slot.lock().await;
-        if let Slot::Open(connection) = std::mem::replace(&mut *slot, Slot::Closed) {
+        if let Slot::Open(connection) | Slot::Unsettled(connection) =
+            std::mem::replace(&mut *slot, Slot::Closed)
+        {
             let _ = connection.close().await;
         }
+    }
+}
+
+/// The slot's connection, open or unsettled, put back as `to` says.
+fn settle(slot: &mut Slot, to: fn(SqliteConnection) -> Slot) {
+    if let Slot::Open(connection) | Slot::Unsettled(connection) =
+        std::mem::replace(slot, Slot::Broken)
+    {
+        *slot = to(connection);
     }
 }
 
@@ -203,6 +241,62 @@ mod tests {
             );
         }
         assert_eq!(writer.status(), (0, 0));
+    }
+
+    /// SQLite ended the transaction itself (as after a COMMIT that failed on
+    /// a full disk), so sqlx's ROLLBACK of it failed and it counted the
+    /// transaction open: every later BEGIN was refused, a 500 each.
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_itself_does_not_stop_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let failed = writer
+            .run(async |connection| {
+                let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                tx.execute("ROLLBACK").await?;
+                Err::<(), _>(StoreError::Unusable("the COMMIT failed".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        for _ in 0..2 {
+            let next = writer
+                .run(async |connection| {
+                    let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                    Ok(tx.commit().await?)
+                })
+                .await;
+            assert!(next.is_ok(), "{next:?}");
+        }
+    }
+
+    /// A run dropped mid-transaction (its request's client went away)
+    /// leaves nothing behind for the next.
+    #[tokio::test]
+    async fn a_run_cancelled_in_a_transaction_leaves_nothing_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        execute(&writer, "CREATE TABLE t (x)").await.unwrap();
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            writer.run(async |connection| {
+                let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                tx.execute("INSERT INTO t VALUES (1)").await?;
+                std::future::pending::<()>().await;
+                Ok(tx.commit().await?)
+            }),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the run was cancelled");
+        let count = writer
+            .run(async |connection| {
+                let tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                tx.commit().await?;
+                Ok(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t")
+                    .fetch_one(&mut *connection)
+                    .await?)
+            })
+            .await;
+        assert_eq!(count.unwrap(), 0, "the cancelled insert was rolled back");
     }
 
     #[tokio::test]
