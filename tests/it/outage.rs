@@ -389,6 +389,42 @@ async fn two_stores_migrating_one_fresh_sqlite_file_both_succeed() {
     }
 }
 
+/// SQLite holds POSIX locks on the database file while a connection has it
+/// open in WAL mode (how another process tells it is not the last), and
+/// closing any descriptor of that file drops them all. Migrating once
+/// locked the file through a descriptor of its own: after it the locks
+/// were gone, an `import` process closing took itself for the last one,
+/// deleted the WAL under this process's readers, and they read "database
+/// disk image is malformed".
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_leaves_sqlites_own_locks_on_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let db = TestDb::sqlite();
+    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let store = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    let held = || {
+        let inode = std::fs::metadata(&file).unwrap().ino();
+        let (pid, inode) = (format!(" {} ", std::process::id()), format!(":{inode} "));
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("POSIX") && l.contains(&pid) && l.contains(&inode))
+    };
+    store.migrate().await.unwrap();
+    assert!(held(), "SQLite holds a lock on the file it has open");
+    // A second store of this process, as a test or a second command would.
+    let second = store::connect(&db.url, &test_connect_options())
+        .await
+        .unwrap();
+    second.migrate().await.unwrap();
+    assert!(held(), "migrating released SQLite's locks on the file");
+    second.close().await;
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_by_another_process_answers_503_and_the_retry_is_stored() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();

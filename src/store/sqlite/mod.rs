@@ -102,20 +102,26 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// An exclusive `flock` on the database file, held while migrating:
-    /// sqlx takes no lock around SQLite migrations, so two processes
-    /// starting on a fresh file both applied the first one and one failed
-    /// ("table events already exists"). The second now waits, then finds
-    /// nothing to do. On Linux `flock` and SQLite's own (`fcntl`) locks
-    /// do not meet. `None` where there is no plain file (in memory, a
-    /// `file:` URI).
+    /// An exclusive `flock` on the database file's directory, held while
+    /// migrating: sqlx takes no lock around SQLite migrations, so two
+    /// processes starting on a fresh file both applied the first one and
+    /// one failed ("table events already exists"). The second now waits,
+    /// then finds nothing to do. Not on the database file itself: closing
+    /// any descriptor of that file drops every POSIX lock this process
+    /// holds on it, SQLite's included, and another process then took
+    /// itself for the last one open and deleted the WAL under this one's
+    /// readers ("database disk image is malformed"). `None` where there is
+    /// no plain file (in memory, a `file:` URI).
     async fn migration_lock(&self) -> Result<Option<std::fs::File>, StoreError> {
-        let file = self.file.clone();
-        if !file.is_file() {
+        if !self.file.is_file() {
             return Ok(None);
         }
+        let dir = match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
         tokio::task::spawn_blocking(move || {
-            let handle = std::fs::File::open(&file)?;
+            let handle = std::fs::File::open(&dir)?;
             handle.lock()?;
             Ok(Some(handle))
         })
