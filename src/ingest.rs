@@ -70,6 +70,15 @@ impl<'a> PathEvent<'a> {
         event_like.then_some(PathEvent::Other(segment))
     }
 
+    /// The event the path names, if it names one.
+    pub fn name(self) -> Option<&'a str> {
+        match self {
+            PathEvent::Any => None,
+            PathEvent::Modelled(kind) => Some(kind.as_str()),
+            PathEvent::Other(name) => Some(name),
+        }
+    }
+
     /// The path event of an archived delivery's endpoint (`import:…` and
     /// `/callbacks` are `Any`).
     pub fn of_endpoint(endpoint: &'a str) -> PathEvent<'a> {

@@ -102,11 +102,7 @@ async fn receive(
     // moves into a batch.
     let summary = delivery.summary.clone();
     // A body without `event` is the event its path names, as it is stored.
-    let event = summary.event.as_deref().or(match expected {
-        PathEvent::Any => None,
-        PathEvent::Modelled(kind) => Some(kind.as_str()),
-        PathEvent::Other(name) => Some(name),
-    });
+    let event = summary.event.as_deref().or(expected.name());
     let delay = match &delivery.verdict {
         Verdict::Accepted(event) => (delivery.received_at - event.event_at().to_utc())
             .to_std()

@@ -173,7 +173,7 @@ async fn a_read_only_postgres_database_is_not_ready_and_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_that_refuses_writes_is_not_ready_and_503() {
     let db = TestDb::sqlite();
-    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let file = db.sqlite_file().unwrap();
     let migrating = store::connect(&db.url, &test_connect_options())
         .await
         .unwrap();
@@ -219,13 +219,6 @@ async fn a_sqlite_file_that_refuses_writes_is_not_ready_and_503() {
         (status, &body["status"]),
         (StatusCode::OK, &"stored".into())
     );
-}
-
-fn running_as_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 /// A pooled connection that stops answering (a middlebox lost its state)
@@ -401,7 +394,7 @@ async fn two_stores_migrating_one_fresh_sqlite_file_both_succeed() {
 async fn migrating_leaves_sqlites_own_locks_on_the_file() {
     use std::os::unix::fs::MetadataExt;
     let db = TestDb::sqlite();
-    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let file = db.sqlite_file().unwrap();
     let store = store::connect(&db.url, &test_connect_options())
         .await
         .unwrap();

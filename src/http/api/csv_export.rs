@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::params::{SessionOrder, encode_session_cursor, trim_page};
-use super::rooms::key;
+use super::params::{SessionOrder, trim_page};
+use super::rooms::{cursor, key};
 use super::views::{SessionView, Timestamp};
 use crate::http::error::ApiError;
 use crate::store::Store;
@@ -71,9 +71,7 @@ pub async fn closed(
 ) -> Result<Response, ApiError> {
     if !whole {
         let mut rows = store.list_closed(&query).await?;
-        let next = trim_page(&mut rows, limit, |row| {
-            encode_session_cursor(SessionOrder::ByClose, &key(SessionOrder::ByClose, row))
-        });
+        let next = trim_page(&mut rows, limit, |row| cursor(SessionOrder::ByClose, row));
         let mut response = csv_response(Body::from(render(&rows, true)));
         if let Some(cursor) = next {
             response.headers_mut().insert(

@@ -41,11 +41,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 fn not_utf8_parameter(query: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let utf8 =
-            |raw: &str| std::str::from_utf8(&urlencoding::decode_binary(raw.as_bytes())).is_ok();
-        (!utf8(name) || !utf8(value)).then(|| {
-            String::from_utf8_lossy(&urlencoding::decode_binary(name.as_bytes())).into_owned()
-        })
+        let name = urlencoding::decode_binary(name.as_bytes());
+        let value = urlencoding::decode_binary(value.as_bytes());
+        (std::str::from_utf8(&name).is_err() || std::str::from_utf8(&value).is_err())
+            .then(|| String::from_utf8_lossy(&name).into_owned())
     })
 }
 

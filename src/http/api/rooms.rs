@@ -154,13 +154,16 @@ pub async fn list_open(
 
 /// Trims the look-ahead row (fetched as `limit + 1`) into a cursor.
 pub fn page(mut rows: Vec<ListedSession>, limit: i64, order: SessionOrder) -> Page<SessionView> {
-    let next_cursor = params::trim_page(&mut rows, limit, |row| {
-        params::encode_session_cursor(order, &key(order, row))
-    });
+    let next_cursor = params::trim_page(&mut rows, limit, |row| cursor(order, row));
     Page {
         items: rows.into_iter().map(SessionView::from).collect(),
         next_cursor,
     }
+}
+
+/// The cursor of the page after `row` in a list of that order.
+pub fn cursor(order: SessionOrder, row: &ListedSession) -> String {
+    params::encode_session_cursor(order, &key(order, row))
 }
 
 /// A listed session's place in a list of that order.

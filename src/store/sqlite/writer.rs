@@ -67,25 +67,22 @@ impl Writer {
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.slot().await?;
-        if let Slot::Unsettled(connection) = &mut *slot {
-            // sqlx counts a transaction open until its ROLLBACK succeeds,
-            // and that fails where SQLite already ended it (a COMMIT that
-            // failed on a full disk): every later BEGIN was then refused
-            // ("non-zero transaction depth"), a 500 until a restart. The
-            // round trip lets a rollback queued by a dropped transaction
-            // run before the count is read.
-            if connection.ping().await.is_err() || connection.is_in_transaction() {
-                tracing::warn!(
-                    "the SQLite write connection was left in a transaction; opening a new one"
-                );
-                *slot = Slot::Broken;
-            } else {
-                settle(&mut slot, Slot::Open);
-            }
+        // sqlx counts a transaction open until its ROLLBACK succeeds, and
+        // that fails where SQLite already ended it (a COMMIT that failed on
+        // a full disk): every later BEGIN was then refused ("non-zero
+        // transaction depth"), a 500 until a restart. The round trip lets a
+        // rollback queued by a dropped transaction run before the count is
+        // read.
+        if let Slot::Unsettled(connection) = &mut *slot
+            && (connection.ping().await.is_err() || connection.is_in_transaction())
+        {
+            tracing::warn!(
+                "the SQLite write connection was left in a transaction; opening a new one"
+            );
+            *slot = Slot::Broken;
         }
         match &*slot {
-            Slot::Open(_) => {}
-            Slot::Unsettled(_) => unreachable!("settled above"),
+            Slot::Open(_) | Slot::Unsettled(_) => {}
             Slot::Broken => *slot = Slot::Open(self.options.connect().await?),
             Slot::Closed => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
         }

@@ -48,6 +48,11 @@ impl TestDb {
         }
     }
 
+    /// The SQLite database's file (`None` for PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<String> {
+        self.url.strip_prefix("sqlite://").map(str::to_owned)
+    }
+
     async fn postgres() -> Option<TestDb> {
         TestDb::postgres_with("").await
     }
@@ -150,6 +155,15 @@ fn answers(url: &str) -> bool {
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
 }
 
+/// Whether the tests run as root (file modes do not bind root; `initdb`
+/// refuses it).
+pub fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
 /// `initdb` + `pg_ctl start` in `target/tmp/pg-throwaway`, reused by later
 /// runs. As root, the cluster runs as the `postgres` user (initdb refuses
 /// root), and where that user cannot reach `target/` (a checkout under
@@ -157,10 +171,7 @@ fn answers(url: &str) -> bool {
 fn start_throwaway_cluster() -> Result<String, String> {
     let bindir = postgres_bindir().ok_or("no initdb found (is PostgreSQL installed?)")?;
     let url = format!("postgres://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres");
-    let as_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let as_root = running_as_root();
     let target_tmp = env!("CARGO_TARGET_TMPDIR");
     let postgres_reaches_target = || {
         Command::new("runuser")

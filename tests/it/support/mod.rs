@@ -23,7 +23,7 @@ use zego_room_tracker::store::{
 use zego_room_tracker::zego::fields::DisplayDecoding;
 use zego_room_tracker::zego::{Secret, SecretBook, signature};
 
-pub use db::{TestDb, until_waiting_for_locks};
+pub use db::{TestDb, running_as_root, until_waiting_for_locks};
 
 pub const SECRET: &str = "test-secret";
 pub const BODY_LIMIT: usize = 64 * 1024;
